@@ -1,0 +1,110 @@
+/* One BOSH session's state machine (XEP-0124 §7-§14, §17; XEP-0206 §5). Sans-I/O.
+ *
+ * The daemon owns the sockets and the clock. It feeds the session parsed requests (each with an
+ * opaque request id naming the HTTP request in flight), stanzas from the XMPP server and the
+ * time; the session answers through the callbacks in xb_bosh_io_t. Nothing here blocks, reads
+ * a clock or touches a socket, so every path is unit-testable.
+ *
+ * Guarantees the daemon relies on:
+ *  - requests are processed strictly in RID order inside the window hi < rid <= hi + requests;
+ *  - every answered RID's body is kept (the last `response_cache` of them) and a re-sent RID
+ *    gets the identical bytes back;
+ *  - a stanza from the server is put in exactly one answer; an answer whose HTTP request went
+ *    away before it was written is still cached, so the client's re-send recovers it;
+ *  - at most `hold` requests are held; each is answered when data arrives or at its `wait`.
+ */
+#ifndef XB_BOSH_SESSION_H
+#define XB_BOSH_SESSION_H
+
+#include <stdint.h>
+#include <apr_pools.h>
+#include <apr_time.h>
+#include "xb_bosh_body.h"
+
+typedef struct xb_bosh_session xb_bosh_session_t;
+
+/* The daemon's name for one HTTP request in flight; 0 is never a valid id. */
+typedef uint64_t xb_request_id_t;
+
+typedef struct xb_bosh_session_limits {
+    unsigned max_wait;           /* cap on the client's wait, seconds */
+    unsigned max_hold;           /* cap on the client's hold */
+    unsigned inactivity;         /* seconds */
+    unsigned polling;            /* seconds */
+    unsigned response_cache;     /* answers kept for replay, >= requests */
+    apr_size_t max_queued_bytes; /* stanza bytes waiting for a request before backpressure */
+} xb_bosh_session_limits_t;
+
+typedef struct xb_bosh_io {
+    /* Answer HTTP request `req` now: `status` is 200 except for legacy clients (§17.1).
+     * `body` stays valid only during the call: copy it. */
+    void (*respond)(void *baton, xb_request_id_t req, int status, const char *body,
+                    apr_size_t len);
+    /* Write client payload (raw stanzas, SASL elements) to the XMPP server. */
+    void (*send_to_server)(void *baton, const char *data, apr_size_t len);
+    /* XEP-0206 §5: send a fresh stream header on the same connection and reset the parser. */
+    void (*restart_stream)(void *baton);
+    /* The session is over: send </stream:stream> (if still open) and close the connection. */
+    void (*close_stream)(void *baton);
+} xb_bosh_io_t;
+
+/* Creates a session from its creation request (already validated by the daemon: `to` is a
+ * configured domain). The creation request `req` is held and answered with the creation
+ * attributes as soon as the first data (the stream features) arrives, or empty at `wait`.
+ * `pool` is the session's own pool; the session lives in it. `sid` is copied. */
+xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
+                                          const xb_bosh_body_t *creation, xb_request_id_t req,
+                                          const xb_bosh_session_limits_t *limits,
+                                          const xb_bosh_io_t *io, void *baton, apr_time_t now);
+
+/* A request carrying this session's sid. The body and its payload need only live during the
+ * call: the session copies what it keeps. */
+void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
+                             const xb_bosh_body_t *body, apr_time_t now);
+
+/* The HTTP request went away before it was answered (client closed, handler gave up). The
+ * session forgets the request id; what would have been its answer stays queued. */
+void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr_time_t now);
+
+/* Answer this held request now with whatever is queued (its Apache child is stopping). */
+void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time_t now);
+
+/* One complete top-level element from the XMPP server, raw, namespace already fixed for
+ * BOSH (stream:features, SASL answers, stanzas). Copied. */
+void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
+                                 apr_time_t now);
+
+/* The XMPP stream ended. `cond` is REMOTE_STREAM_ERROR with `stream_error` the raw
+ * <stream:error/> to copy into the terminating body (XEP-0206 §6), REMOTE_CONNECTION_FAILED,
+ * SYSTEM_SHUTDOWN, ...; stanzas queued before it are delivered first. */
+void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                   const char *stream_error, apr_size_t stream_error_len,
+                                   apr_time_t now);
+
+/* Answers held requests whose wait ran out; ends the session after `inactivity` seconds with
+ * no request held. */
+void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now);
+
+/* When tick next has something to do; 0 when nothing is pending. */
+apr_time_t xb_bosh_session_next_deadline(const xb_bosh_session_t *s);
+
+/* False while more queued bytes than max_queued_bytes wait for a request: the daemon stops
+ * reading the XMPP socket until it turns true again (backpressure, nothing dropped). */
+int xb_bosh_session_wants_server_data(const xb_bosh_session_t *s);
+
+/* True once the session is over and told its client so (or can no longer): the owner removes
+ * it from the table and destroys its pool. */
+int xb_bosh_session_is_finished(const xb_bosh_session_t *s);
+
+/* Window edges for the shared table: the highest RID processed in order, the lowest RID whose
+ * answer is still cached, and `requests`. */
+void xb_bosh_session_window(const xb_bosh_session_t *s, uint64_t *rid_hi, uint64_t *rid_lo,
+                            unsigned *requests);
+
+/* Number of requests held right now (status page, tests). */
+unsigned xb_bosh_session_held_count(const xb_bosh_session_t *s);
+
+/* True when the client sent `ver` at creation (not a legacy client). */
+int xb_bosh_session_has_ver(const xb_bosh_session_t *s);
+
+#endif

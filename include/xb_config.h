@@ -1,0 +1,59 @@
+/* The module's configuration as the httpd-free core sees it.
+ *
+ * The glue (mod_xmpp_bridge_config.c) fills this from the directives; the daemon and the handlers
+ * read it. Only plain data here, so the daemon and the unit tests need no httpd header.
+ */
+#ifndef XB_CONFIG_H
+#define XB_CONFIG_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_network_io.h>
+
+typedef enum {
+    XB_TLS_STARTTLS = 0, /* STARTTLS required, certificate verified (the default) */
+    XB_TLS_NONE = 1      /* plain TCP: only where the admin says so explicitly */
+} xb_tls_mode_t;
+
+/* One XMPP domain the gateway may reach: the only way to reach anything (no open relay). */
+typedef struct xb_domain {
+    const char *name;     /* XMPP domain, lower case, as in the client's `to` */
+    const char *host;     /* where its c2s listens */
+    apr_port_t port;      /* default 5222 */
+    xb_tls_mode_t tls;
+    const char *tls_name; /* name the server certificate must carry; default: `name` */
+} xb_domain_t;
+
+typedef struct xb_config {
+    apr_array_header_t *domains; /* of xb_domain_t */
+    const char *ca_file;         /* CA bundle for the XMPP servers' certificates; NULL: system */
+    const char *socket_path;     /* daemon's Unix socket, absolute */
+    unsigned max_wait;           /* seconds; the client's `wait` is capped to it */
+    unsigned max_hold;           /* the client's `hold` is capped to it */
+    unsigned inactivity;         /* seconds without a held request before a session ends */
+    unsigned polling;            /* seconds, advertised minimum between polls */
+    unsigned max_sessions;       /* size of the shared session table */
+    unsigned response_cache;     /* answers kept per session for re-sent RIDs (>= 2) */
+    apr_size_t max_body_size;    /* bytes of one HTTP request body */
+    apr_size_t max_stanza_size;  /* bytes of one stanza from the XMPP server */
+    apr_size_t max_queued_bytes; /* bytes queued per session for the browser */
+    apr_interval_time_t connect_timeout; /* to the XMPP server, through TLS to the features */
+} xb_config_t;
+
+/* Defaults, documented in the README's directive table. */
+#define XB_DEFAULT_MAX_WAIT 60
+#define XB_DEFAULT_MAX_HOLD 1
+#define XB_DEFAULT_INACTIVITY 60
+#define XB_DEFAULT_POLLING 2
+#define XB_DEFAULT_MAX_SESSIONS 1024
+#define XB_DEFAULT_RESPONSE_CACHE 5
+#define XB_DEFAULT_MAX_BODY_SIZE (64 * 1024)
+#define XB_DEFAULT_MAX_STANZA_SIZE (256 * 1024)
+#define XB_DEFAULT_MAX_QUEUED_BYTES (1024 * 1024)
+#define XB_DEFAULT_CONNECT_TIMEOUT_SEC 10
+#define XB_DEFAULT_XMPP_PORT 5222
+
+/* The configured domain `name` (case-insensitive), or NULL: the caller answers host-unknown. */
+const xb_domain_t *xb_config_find_domain(const xb_config_t *conf, const char *name);
+
+#endif
