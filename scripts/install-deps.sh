@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 DEB_PKGS=(
-  build-essential autoconf pkg-config
+  build-essential autoconf automake pkg-config
   apache2 apache2-dev libapr1-dev libaprutil1-dev
   libexpat1-dev libssl-dev libldap-dev libcmocka-dev
   openssl ca-certificates curl

@@ -1,0 +1,60 @@
+/* Shared by the httpd glue files only (never by the httpd-free core). */
+#ifndef MOD_XMPP_BRIDGE_PRIVATE_H
+#define MOD_XMPP_BRIDGE_PRIVATE_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <apr_global_mutex.h>
+
+#include "xb_config.h"
+#include "xb_shm_table.h"
+
+extern module AP_MODULE_DECLARE_DATA xmpp_bridge_module;
+
+/* mod_xmpp_bridge.c gets this from AP_DECLARE_MODULE itself. */
+#if defined(APLOG_USE_MODULE) && !defined(XB_MODULE_RECORD_FILE)
+APLOG_USE_MODULE(xmpp_bridge);
+#endif
+
+#define XB_BOSH_HANDLER "xmpp-bosh"
+#define XB_MUTEX_TYPE "xmpp-bridge-shm"
+
+/* ---- configuration (mod_xmpp_bridge_config.c) ---- */
+
+typedef struct xb_server_conf {
+    xb_config_t core;           /* unset fields hold XB_UNSET until xb_conf_finalize */
+    const char *socket_setting; /* XmppBridgeSocket as written */
+} xb_server_conf_t;
+
+#define XB_UNSET ((unsigned)-1)
+
+extern const command_rec xb_directives[];
+void *xb_conf_create_server(apr_pool_t *p, server_rec *s);
+void *xb_conf_merge_server(apr_pool_t *p, void *basev, void *addv);
+/* Applies defaults and cross-checks (wait below Timeout); returns the effective config of the
+ * main server, or NULL after logging why the configuration cannot work. */
+const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s);
+/* The effective configuration (the main server's: one daemon serves every vhost). */
+const xb_config_t *xb_conf_get(server_rec *s);
+
+/* ---- daemon lifecycle, shm, mutex (mod_xmpp_bridge_daemon.c) ---- */
+
+int xb_daemon_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int xb_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *s);
+void xb_daemon_child_init(apr_pool_t *pchild, server_rec *s);
+void xb_daemon_child_stopping(apr_pool_t *pchild, int graceful);
+/* This process's view of the shared session table (NULL before child_init). */
+xb_shm_table_t *xb_glue_table(void);
+/* Read end of the pipe that turns readable when this child is stopping. */
+apr_file_t *xb_glue_wake_pipe(void);
+
+/* ---- handlers ---- */
+
+int xb_bosh_handler(request_rec *r);
+
+/* Binds the core's xb_log to ap_log_error for server `s`. */
+void xb_glue_bind_log(server_rec *s);
+
+#endif

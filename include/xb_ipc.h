@@ -1,0 +1,61 @@
+/* Frames between the Apache children (handlers) and the bridge daemon over its Unix socket.
+ *
+ * One frame = a fixed header + `length` payload bytes. Both ends run on the same host from the
+ * same binary, so integers travel in host byte order. The reader is incremental (sans-I/O):
+ * the daemon feeds it whatever a non-blocking read returned.
+ */
+#ifndef XB_IPC_H
+#define XB_IPC_H
+
+#include <stdint.h>
+#include <apr_pools.h>
+
+#define XB_IPC_MAGIC 0x31524258u /* "XBR1" */
+#define XB_IPC_MAX_PAYLOAD (16u * 1024u * 1024u)
+
+typedef enum {
+    XB_IPC_BOSH_REQUEST = 1, /* handler -> daemon: xb_ipc_request_meta_t + body bytes */
+    XB_IPC_RELEASE = 2,      /* handler -> daemon: answer my held request now */
+    XB_IPC_TERMINATE = 3,    /* handler -> daemon: end session <sid> (payload), e.g. the
+                                handler already answered an out-of-window RID */
+    XB_IPC_RESPONSE = 4      /* daemon -> handler: aux = HTTP status, payload = body */
+} xb_ipc_type_t;
+
+typedef struct xb_ipc_header {
+    uint32_t magic;
+    uint32_t type;
+    uint32_t aux;
+    uint32_t length;
+} xb_ipc_header_t;
+
+/* Leads the payload of XB_IPC_BOSH_REQUEST. */
+typedef struct xb_ipc_request_meta {
+    char client_ip[64]; /* NUL-terminated */
+    uint32_t flags;     /* reserved, 0 */
+    uint32_t reserved;
+} xb_ipc_request_meta_t;
+
+/* Header + payload in one contiguous buffer from `p`, ready to write. */
+char *xb_ipc_frame(apr_pool_t *p, xb_ipc_type_t type, uint32_t aux, const void *payload,
+                   apr_size_t len, const void *payload2, apr_size_t len2, apr_size_t *out_len);
+
+typedef struct xb_ipc_reader xb_ipc_reader_t;
+
+typedef enum {
+    XB_IPC_NEED_MORE = 0, /* no complete frame yet */
+    XB_IPC_FRAME = 1,     /* *hdr and *payload describe one frame (valid until the next call) */
+    XB_IPC_BAD = -1       /* wrong magic, unknown type or payload over `max_payload` */
+} xb_ipc_read_status_t;
+
+xb_ipc_reader_t *xb_ipc_reader_create(apr_pool_t *p, apr_size_t max_payload);
+
+/* Appends bytes read from the socket. Returns APR_ENOSPC when they exceed the frame limit. */
+int xb_ipc_reader_feed(xb_ipc_reader_t *r, const char *data, apr_size_t len);
+
+/* Takes the next complete frame, if any. */
+xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr,
+                                        const char **payload);
+
+void xb_ipc_reader_destroy(xb_ipc_reader_t *r);
+
+#endif

@@ -1,0 +1,84 @@
+/* The session table in shared memory.
+ *
+ * One anonymous segment, created once by the httpd parent and inherited by every child and the
+ * daemon. The daemon is the only writer of session rows; children read them to reject unknown
+ * SIDs and out-of-window RIDs without a round trip, and to render the status page. Every access
+ * holds the global mutex briefly, never across I/O. Rows are found by open addressing on the
+ * SID (SIDs are random, so their first hex digits are a good hash).
+ */
+#ifndef XB_SHM_TABLE_H
+#define XB_SHM_TABLE_H
+
+#include <stdint.h>
+#include <apr_pools.h>
+#include <apr_global_mutex.h>
+#include <apr_time.h>
+
+#define XB_SID_HEX_LEN 32 /* 128 random bits */
+#define XB_SHM_LAYOUT_VERSION 1
+#define XB_DOMAIN_MAX 128
+
+typedef enum {
+    XB_ROW_FREE = 0,
+    XB_ROW_LIVE = 1,
+    XB_ROW_DELETED = 2 /* tombstone: keeps probe chains intact */
+} xb_row_state_t;
+
+/* What a child may learn about one session. */
+typedef struct xb_shm_session {
+    char sid[XB_SID_HEX_LEN + 1];
+    char domain[XB_DOMAIN_MAX];
+    uint64_t rid_hi;      /* highest RID processed in order */
+    uint64_t rid_lo;      /* lowest RID whose answer is still cached */
+    uint32_t requests;
+    uint32_t held;
+    uint32_t has_ver;     /* not a legacy client */
+    uint32_t reserved;
+    apr_time_t created;
+    apr_time_t last_activity;
+} xb_shm_session_t;
+
+typedef struct xb_shm_stats {
+    uint32_t slots;
+    uint32_t live;
+    uint32_t daemon_pid;
+    uint32_t daemon_restarts;
+    apr_time_t daemon_started;
+    uint64_t sessions_created;
+    uint64_t sessions_ended;
+} xb_shm_stats_t;
+
+typedef struct xb_shm_table xb_shm_table_t;
+
+/* Bytes a table of `slots` rows needs. */
+apr_size_t xb_shm_table_size(unsigned slots);
+
+/* Formats a fresh table in `base` (the creator, once). */
+xb_shm_table_t *xb_shm_table_create(apr_pool_t *p, void *base, apr_size_t size, unsigned slots,
+                                    apr_global_mutex_t *mutex);
+
+/* Wraps an existing table (after a graceful restart the retained segment is reused): NULL when
+ * its header does not carry our magic and layout version. */
+xb_shm_table_t *xb_shm_table_attach(apr_pool_t *p, void *base, apr_global_mutex_t *mutex);
+
+/* Later processes (a new daemon) may be handed a different mutex handle. */
+void xb_shm_table_set_mutex(xb_shm_table_t *t, apr_global_mutex_t *mutex);
+
+unsigned xb_shm_table_slots(const xb_shm_table_t *t);
+
+/* Daemon side. insert: APR_ENOSPC when the table is full, APR_EEXIST for a duplicate SID. */
+apr_status_t xb_shm_table_insert(xb_shm_table_t *t, const xb_shm_session_t *row);
+apr_status_t xb_shm_table_update_window(xb_shm_table_t *t, const char *sid, uint64_t rid_hi,
+                                        uint64_t rid_lo, uint32_t requests, uint32_t held,
+                                        apr_time_t now);
+apr_status_t xb_shm_table_remove(xb_shm_table_t *t, const char *sid);
+/* A new daemon owns no session of the old one: drop every row (no ghosts). */
+void xb_shm_table_clear(xb_shm_table_t *t);
+void xb_shm_table_note_daemon(xb_shm_table_t *t, uint32_t pid, apr_time_t started,
+                              int is_restart);
+
+/* Child side: copies the row of `sid` into *row. APR_NOTFOUND when there is none. */
+apr_status_t xb_shm_table_lookup(xb_shm_table_t *t, const char *sid, xb_shm_session_t *row);
+void xb_shm_table_stats(xb_shm_table_t *t, xb_shm_stats_t *stats);
+
+#endif

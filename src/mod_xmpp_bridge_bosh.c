@@ -1,0 +1,464 @@
+/* SetHandler xmpp-bosh: one HTTP request of a BOSH session.
+ *
+ * Thin by design: read and bound the body, parse just enough to validate it (and to reject an
+ * unknown SID from the shared table without bothering the daemon), hand it to the daemon, wait
+ * for the answer, write it. The wait is the long-poll: one apr_poll over the daemon connection,
+ * the client connection (a client that goes away is noticed at once) and this child's wake-up
+ * pipe (a stopping child releases its held requests instead of lingering `wait` seconds). The
+ * daemon decides every answer, so nothing is lost when this thread gives up early: an answer
+ * that could not be delivered stays in the session's replay cache for the client's re-send.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+#include <apr_strings.h>
+
+#include "mod_xmpp_bridge_private.h"
+#include "xb_bosh_body.h"
+#include "xb_ipc.h"
+#include "xb_log.h"
+
+#define XB_CONTENT_TYPE "text/xml; charset=utf-8"
+/* How long a handler retries while the daemon (re)starts. */
+#define DAEMON_CONNECT_PATIENCE apr_time_from_sec(3)
+/* Beyond the session's own wait, how long to wait for the daemon's answer. */
+#define DAEMON_ANSWER_SLACK apr_time_from_sec(15)
+#define RELEASE_PATIENCE apr_time_from_sec(5)
+
+typedef struct bosh_exchange {
+    request_rec *r;
+    const xb_config_t *conf;
+    int daemon_fd;
+    apr_socket_t *daemon_sock;
+    int legacy; /* no `ver` seen: errors as HTTP status codes (XEP-0124 §17.1) */
+} bosh_exchange_t;
+
+static void set_common_headers(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+}
+
+static int write_answer(request_rec *r, int status, const char *body, apr_size_t len)
+{
+    if (status != HTTP_OK) {
+        return status;
+    }
+    ap_set_content_type(r, XB_CONTENT_TYPE);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (len) {
+        ap_rwrite(body, (int)len, r);
+    }
+    return OK;
+}
+
+static int answer_terminate(bosh_exchange_t *x, xb_bosh_condition_t cond)
+{
+    apr_size_t len = 0;
+    const char *body;
+    int legacy_status = xb_bosh_condition_legacy_status(cond);
+
+    if (x->legacy && legacy_status != HTTP_OK) {
+        return legacy_status;
+    }
+    body = xb_bosh_terminate_build(x->r->pool, cond, &len);
+    return write_answer(x->r, HTTP_OK, body, len);
+}
+
+/* Reads the whole body, at most `limit` bytes. */
+static int read_body(request_rec *r, apr_size_t limit, char **data, apr_size_t *len)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    char *buf = apr_palloc(r->pool, limit + 1);
+    apr_size_t used = 0;
+    int seen_eos = 0;
+
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *chunk;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &chunk, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                return HTTP_BAD_REQUEST;
+            }
+            if (used + n > limit) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05030) "BOSH body over "
+                              "XmppBridgeMaxBodySize (%" APR_SIZE_T_FMT " bytes)", limit);
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            memcpy(buf + used, chunk, n);
+            used += n;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    buf[used] = '\0';
+    *data = buf;
+    *len = used;
+    return OK;
+}
+
+/* ---- talking to the daemon ---------------------------------------------------------------- */
+
+static apr_status_t close_daemon_fd(void *data)
+{
+    bosh_exchange_t *x = data;
+    if (x->daemon_fd >= 0) {
+        close(x->daemon_fd);
+        x->daemon_fd = -1;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t connect_daemon(bosh_exchange_t *x)
+{
+    struct sockaddr_un sun;
+    apr_time_t give_up = apr_time_now() + DAEMON_CONNECT_PATIENCE;
+    apr_interval_time_t pause = apr_time_from_msec(10);
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    apr_cpystrn(sun.sun_path, x->conf->socket_path, sizeof(sun.sun_path));
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int err;
+        if (fd < 0) {
+            return errno;
+        }
+        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            x->daemon_fd = fd;
+            apr_pool_cleanup_register(x->r->pool, x, close_daemon_fd, apr_pool_cleanup_null);
+            return apr_os_sock_put(&x->daemon_sock, &x->daemon_fd, x->r->pool);
+        }
+        err = errno;
+        close(fd);
+        /* The daemon may be (re)starting: the socket is missing or not yet listening. */
+        if ((err != ENOENT && err != ECONNREFUSED && err != EAGAIN)
+            || apr_time_now() >= give_up) {
+            return err;
+        }
+        apr_sleep(pause);
+        if (pause < apr_time_from_msec(200)) {
+            pause *= 2;
+        }
+    }
+}
+
+static apr_status_t write_all(int fd, const char *data, apr_size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        data += n;
+        len -= (apr_size_t)n;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t read_all(int fd, char *buf, apr_size_t len)
+{
+    while (len > 0) {
+        ssize_t n = recv(fd, buf, len, 0);
+        if (n == 0) {
+            return APR_EOF;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        buf += n;
+        len -= (apr_size_t)n;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t send_request(bosh_exchange_t *x, const char *body, apr_size_t len)
+{
+    xb_ipc_request_meta_t meta;
+    apr_size_t frame_len;
+    char *frame;
+
+    memset(&meta, 0, sizeof(meta));
+    apr_cpystrn(meta.client_ip, x->r->useragent_ip ? x->r->useragent_ip : "",
+                sizeof(meta.client_ip));
+    frame = xb_ipc_frame(x->r->pool, XB_IPC_BOSH_REQUEST, 0, &meta, sizeof(meta), body, len,
+                         &frame_len);
+    return write_all(x->daemon_fd, frame, frame_len);
+}
+
+/* Tells the daemon to end `sid` (this handler already answered item-not-found). */
+static void send_terminate_notice(bosh_exchange_t *x, const char *sid)
+{
+    apr_size_t frame_len;
+    char *frame;
+
+    if (connect_daemon(x) != APR_SUCCESS) {
+        return;
+    }
+    frame = xb_ipc_frame(x->r->pool, XB_IPC_TERMINATE, 0, sid, strlen(sid), NULL, 0,
+                         &frame_len);
+    write_all(x->daemon_fd, frame, frame_len);
+    close_daemon_fd(x);
+}
+
+/* A readable client connection is either a pipelined request or the client going away: peek
+ * without consuming to tell them apart. */
+static int client_gone(conn_rec *c)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    apr_status_t rv = ap_get_brigade(c->input_filters, bb, AP_MODE_SPECULATIVE,
+                                     APR_NONBLOCK_READ, 1);
+    int gone = (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv));
+
+    if (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_FIRST(bb))) {
+        gone = 1;
+    }
+    apr_brigade_destroy(bb);
+    return gone;
+}
+
+typedef enum { WAIT_ANSWER, WAIT_CLIENT_GONE, WAIT_DAEMON_GONE, WAIT_TIMEOUT } wait_result_t;
+
+/* The long-poll. Returns when the daemon's answer is readable, or why not. */
+static wait_result_t wait_for_daemon(bosh_exchange_t *x, apr_interval_time_t timeout)
+{
+    request_rec *r = x->r;
+    apr_pollfd_t fds[3];
+    apr_interval_time_t client_timeout;
+    apr_time_t deadline = apr_time_now() + timeout;
+    int nfds = 0, watch_client = 0, watch_wake = 0;
+
+    memset(fds, 0, sizeof(fds));
+    fds[nfds].desc_type = APR_POLL_SOCKET;
+    fds[nfds].desc.s = x->daemon_sock;
+    fds[nfds].reqevents = APR_POLLIN;
+    fds[nfds].p = r->pool;
+    nfds++;
+    if (ap_get_pollfd_from_conn(r->connection, &fds[nfds], &client_timeout) == APR_SUCCESS) {
+        fds[nfds].reqevents = APR_POLLIN;
+        watch_client = nfds++;
+    }
+    if (xb_glue_wake_pipe()) {
+        fds[nfds].desc_type = APR_POLL_FILE;
+        fds[nfds].desc.f = xb_glue_wake_pipe();
+        fds[nfds].reqevents = APR_POLLIN;
+        fds[nfds].p = r->pool;
+        watch_wake = nfds++;
+    }
+    for (;;) {
+        apr_int32_t n = 0;
+        apr_time_t now = apr_time_now();
+        apr_status_t rv;
+        int i;
+
+        if (now >= deadline) {
+            return WAIT_TIMEOUT;
+        }
+        rv = apr_poll(fds, nfds, &n, deadline - now);
+        if (APR_STATUS_IS_EINTR(rv)) {
+            continue;
+        }
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            return WAIT_TIMEOUT;
+        }
+        if (rv != APR_SUCCESS) {
+            return WAIT_DAEMON_GONE;
+        }
+        if (fds[0].rtnevents) {
+            return WAIT_ANSWER;
+        }
+        for (i = 1; i < nfds; i++) {
+            if (!fds[i].rtnevents) {
+                continue;
+            }
+            if (watch_client && i == watch_client) {
+                if (client_gone(r->connection)) {
+                    return WAIT_CLIENT_GONE;
+                }
+                /* A pipelined request waits its turn; stop watching the client. */
+                fds[i].reqevents = 0;
+                fds[i].desc_type = APR_NO_DESC;
+            }
+            else if (watch_wake && i == watch_wake) {
+                /* This child is stopping: the daemon answers now with what is queued. */
+                apr_size_t len;
+                char *frame = xb_ipc_frame(r->pool, XB_IPC_RELEASE, 0, NULL, 0, NULL, 0, &len);
+                write_all(x->daemon_fd, frame, len);
+                fds[i].reqevents = 0;
+                fds[i].desc_type = APR_NO_DESC;
+                if (deadline > apr_time_now() + RELEASE_PATIENCE) {
+                    deadline = apr_time_now() + RELEASE_PATIENCE;
+                }
+            }
+        }
+    }
+}
+
+static int relay_answer(bosh_exchange_t *x)
+{
+    xb_ipc_header_t hdr;
+    char *body;
+    apr_status_t rv;
+
+    rv = read_all(x->daemon_fd, (char *)&hdr, sizeof(hdr));
+    if (rv != APR_SUCCESS || hdr.magic != XB_IPC_MAGIC || hdr.type != XB_IPC_RESPONSE
+        || hdr.length > XB_IPC_MAX_PAYLOAD) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05031) "the bridge daemon went "
+                      "away while this request was held");
+        return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
+    }
+    body = apr_palloc(x->r->pool, hdr.length + 1);
+    rv = read_all(x->daemon_fd, body, hdr.length);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05032) "truncated answer from "
+                      "the bridge daemon");
+        return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
+    }
+    return write_answer(x->r, (int)hdr.aux, body, hdr.length);
+}
+
+/* ---- validation without a round trip ------------------------------------------------------ */
+
+/* Unknown SIDs and RIDs outside the window are answered from the shared table. Returns DECLINED
+ * when the request should go to the daemon, else the handler's result. */
+static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
+{
+    xb_shm_table_t *table = xb_glue_table();
+    xb_shm_session_t row;
+
+    if (!body->sid || !table) {
+        return DECLINED;
+    }
+    if (xb_shm_table_lookup(table, body->sid, &row) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05033) "BOSH request for unknown "
+                      "or ended session %.40s", body->sid);
+        return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
+    }
+    x->legacy = !row.has_ver;
+    if (body->rid > row.rid_hi + row.requests || body->rid < row.rid_lo) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05034) "session %s: rid %"
+                      APR_UINT64_T_FMT " outside the window %" APR_UINT64_T_FMT "..%"
+                      APR_UINT64_T_FMT ": terminated", row.sid, body->rid, row.rid_lo,
+                      row.rid_hi + row.requests);
+        send_terminate_notice(x, row.sid);
+        return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
+    }
+    return DECLINED;
+}
+
+static int bosh_exchange(bosh_exchange_t *x, const char *data, apr_size_t len,
+                         const xb_bosh_body_t *body)
+{
+    apr_status_t rv;
+    apr_interval_time_t wait = apr_time_from_sec(x->conf->max_wait) + DAEMON_ANSWER_SLACK;
+
+    rv = connect_daemon(x);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05035) "cannot reach the bridge "
+                      "daemon at %s", x->conf->socket_path);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    rv = send_request(x, data, len);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05036) "cannot hand the request "
+                      "to the bridge daemon");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    switch (wait_for_daemon(x, wait)) {
+    case WAIT_ANSWER:
+        return relay_answer(x);
+    case WAIT_CLIENT_GONE:
+        /* Closing our end tells the daemon; the answer it would have sent stays queued. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, x->r, XBLOGNO(05037) "client went away "
+                      "during a held request (sid %.40s)", body->sid ? body->sid : "new");
+        x->r->connection->aborted = 1;
+        return OK;
+    case WAIT_TIMEOUT:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, XBLOGNO(05038) "the bridge daemon did not "
+                      "answer within wait + %" APR_TIME_T_FMT " s (sid %.40s)",
+                      apr_time_sec(DAEMON_ANSWER_SLACK), body->sid ? body->sid : "new");
+        return HTTP_SERVICE_UNAVAILABLE;
+    case WAIT_DAEMON_GONE:
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, XBLOGNO(05039) "polling the bridge daemon "
+                      "failed");
+        return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
+    }
+}
+
+int xb_bosh_handler(request_rec *r)
+{
+    bosh_exchange_t x;
+    xb_bosh_parse_limits_t limits = { 64 };
+    xb_bosh_body_t *body = NULL;
+    const char *errmsg = NULL;
+    char *data = NULL;
+    apr_size_t len = 0;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, XB_BOSH_HANDLER) != 0) {
+        return DECLINED;
+    }
+    set_common_headers(r);
+    ap_allow_methods(r, REPLACE_ALLOW, "POST", "OPTIONS", NULL);
+    if (r->method_number == M_OPTIONS) {
+        apr_table_setn(r->headers_out, "Allow", "POST, OPTIONS");
+        ap_set_content_length(r, 0);
+        return OK;
+    }
+    if (r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    memset(&x, 0, sizeof(x));
+    x.r = r;
+    x.conf = xb_conf_get(r->server);
+    x.daemon_fd = -1;
+    rc = read_body(r, x.conf->max_body_size, &data, &len);
+    if (rc != OK) {
+        return rc;
+    }
+    if (xb_bosh_body_parse(r->pool, data, len, &limits, &body, &errmsg) != XB_BODY_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05040) "malformed BOSH body from "
+                      "%s: %s", r->useragent_ip, errmsg ? errmsg : "unparseable");
+        /* Whether the client is legacy is unknowable here; a terminate body is what every
+         * current client (all send `ver`) understands. */
+        return answer_terminate(&x, XB_COND_BAD_REQUEST);
+    }
+    x.legacy = body->sid == NULL && body->ver == NULL;
+    rc = check_against_table(&x, body);
+    if (rc != DECLINED) {
+        return rc;
+    }
+    return bosh_exchange(&x, data, len, body);
+}

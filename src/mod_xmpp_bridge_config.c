@@ -1,0 +1,327 @@
+/* Directives: parsing, validation at config time, defaults, merge.
+ *
+ * Every directive is server-wide (main server only): one daemon serves all virtual hosts, so a
+ * per-vhost value could not be honoured. Values are validated when read, so `apachectl
+ * configtest` names the directive and the value that is wrong.
+ */
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+#include "mod_xmpp_bridge_private.h"
+#include "xb_log.h"
+
+void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
+{
+    xb_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+    (void)s;
+    sc->core.domains = apr_array_make(p, 2, sizeof(xb_domain_t));
+    sc->core.max_wait = XB_UNSET;
+    sc->core.max_hold = XB_UNSET;
+    sc->core.inactivity = XB_UNSET;
+    sc->core.polling = XB_UNSET;
+    sc->core.max_sessions = XB_UNSET;
+    sc->core.response_cache = XB_UNSET;
+    sc->core.max_body_size = 0;
+    sc->core.max_stanza_size = 0;
+    sc->core.max_queued_bytes = 0;
+    sc->core.connect_timeout = -1;
+    return sc;
+}
+
+/* Directives are GLOBAL_ONLY, so a vhost never sets anything: it sees the main server's. */
+void *xb_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
+{
+    (void)p;
+    (void)addv;
+    return basev;
+}
+
+const xb_config_t *xb_conf_get(server_rec *s)
+{
+    xb_server_conf_t *sc = ap_get_module_config(s->module_config, &xmpp_bridge_module);
+    return &sc->core;
+}
+
+static xb_server_conf_t *conf_of(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &xmpp_bridge_module);
+}
+
+/* A whole number in [min, max], or an error naming the directive. */
+static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min,
+                                apr_int64_t max, apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t v = 0;
+
+    if (!*arg || !apr_isdigit(*arg)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number", cmd->cmd->name, arg);
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    if (*end || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is out of range (%" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT ")", cmd->cmd->name, arg, min, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+/* Each numeric directive: where its value goes and its bounds. */
+typedef enum {
+    NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
+    NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT
+} num_directive_t;
+
+static const struct {
+    apr_int64_t min, max;
+} num_bounds[] = {
+    [NUM_MAX_WAIT] = { 1, 3600 },
+    [NUM_MAX_HOLD] = { 1, 10 },
+    [NUM_INACTIVITY] = { 5, 86400 },
+    [NUM_POLLING] = { 0, 3600 },
+    [NUM_MAX_SESSIONS] = { 1, 1000000 },
+    [NUM_RESPONSE_CACHE] = { 2, 100 },
+    [NUM_MAX_BODY] = { 1024, 16 * 1024 * 1024 },
+    [NUM_MAX_STANZA] = { 1024, 16 * 1024 * 1024 },
+    [NUM_MAX_QUEUED] = { 4096, 256 * 1024 * 1024 },
+    [NUM_CONNECT_TIMEOUT] = { 1, 600 },
+};
+
+static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_server_conf_t *sc = conf_of(cmd);
+    num_directive_t which = (num_directive_t)(apr_uintptr_t)cmd->info;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t v = 0;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    err = parse_number(cmd, arg, num_bounds[which].min, num_bounds[which].max, &v);
+    if (err) {
+        return err;
+    }
+    switch (which) {
+    case NUM_MAX_WAIT: sc->core.max_wait = (unsigned)v; break;
+    case NUM_MAX_HOLD: sc->core.max_hold = (unsigned)v; break;
+    case NUM_INACTIVITY: sc->core.inactivity = (unsigned)v; break;
+    case NUM_POLLING: sc->core.polling = (unsigned)v; break;
+    case NUM_MAX_SESSIONS: sc->core.max_sessions = (unsigned)v; break;
+    case NUM_RESPONSE_CACHE: sc->core.response_cache = (unsigned)v; break;
+    case NUM_MAX_BODY: sc->core.max_body_size = (apr_size_t)v; break;
+    case NUM_MAX_STANZA: sc->core.max_stanza_size = (apr_size_t)v; break;
+    case NUM_MAX_QUEUED: sc->core.max_queued_bytes = (apr_size_t)v; break;
+    case NUM_CONNECT_TIMEOUT: sc->core.connect_timeout = apr_time_from_sec(v); break;
+    }
+    return NULL;
+}
+
+/* An XMPP domain name as it may appear in `to`: a DNS-ish name, no port, no path, no IP
+ * literal brackets. Lower-cased on the way in. */
+static const char *check_domain_name(cmd_parms *cmd, const char *name, char **out)
+{
+    char *lower = apr_pstrdup(cmd->pool, name);
+    char *c;
+
+    if (!*lower || strlen(lower) > XB_DOMAIN_MAX - 1) {
+        return apr_psprintf(cmd->pool, "XmppBridgeDomain: '%s' is not a valid XMPP domain",
+                            name);
+    }
+    for (c = lower; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '.') {
+            return apr_psprintf(cmd->pool, "XmppBridgeDomain: '%s' is not a valid XMPP domain",
+                                name);
+        }
+        *c = (char)apr_tolower(*c);
+    }
+    *out = lower;
+    return NULL;
+}
+
+/* XmppBridgeDomain <domain> <host>[:<port>] [starttls|plain] [tls-name=<name>] */
+static const char *set_domain(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    xb_server_conf_t *sc = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    xb_domain_t *d;
+    char *name = NULL, *host = NULL, *scope = NULL;
+    apr_port_t port = 0;
+    int i;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    if (argc < 2 || argc > 4) {
+        return "XmppBridgeDomain: takes <domain> <host>[:<port>] [starttls|plain] "
+               "[tls-name=<name>]";
+    }
+    if ((err = check_domain_name(cmd, argv[0], &name))) {
+        return err;
+    }
+    for (i = 0; i < sc->core.domains->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(sc->core.domains, i, xb_domain_t).name, name)) {
+            return apr_psprintf(cmd->pool, "XmppBridgeDomain: '%s' is configured twice", name);
+        }
+    }
+    if (apr_parse_addr_port(&host, &scope, &port, argv[1], cmd->pool) != APR_SUCCESS || !host
+        || scope) {
+        return apr_psprintf(cmd->pool, "XmppBridgeDomain %s: '%s' is not <host>[:<port>]",
+                            name, argv[1]);
+    }
+    d = apr_array_push(sc->core.domains);
+    d->name = name;
+    d->host = host;
+    d->port = port ? port : XB_DEFAULT_XMPP_PORT;
+    d->tls = XB_TLS_STARTTLS;
+    d->tls_name = NULL;
+    for (i = 2; i < argc; i++) {
+        if (!strcasecmp(argv[i], "starttls")) {
+            d->tls = XB_TLS_STARTTLS;
+        }
+        else if (!strcasecmp(argv[i], "plain")) {
+            d->tls = XB_TLS_NONE;
+        }
+        else if (!strncasecmp(argv[i], "tls-name=", 9) && argv[i][9]) {
+            d->tls_name = apr_pstrdup(cmd->pool, argv[i] + 9);
+        }
+        else {
+            return apr_psprintf(cmd->pool, "XmppBridgeDomain %s: unknown option '%s' (expected "
+                                "starttls, plain or tls-name=<name>)", name, argv[i]);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_server_conf_t *sc = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path;
+    apr_finfo_t finfo;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || finfo.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "XmppBridgeTLSCAFile: '%s' is not a readable file", arg);
+    }
+    sc->core.ca_file = path;
+    return NULL;
+}
+
+static const char *set_socket(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_server_conf_t *sc = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    sc->socket_setting = arg;
+    return NULL;
+}
+
+#define NUMBER_DIRECTIVE(name, which, help) \
+    AP_INIT_TAKE1(name, set_number, (void *)(apr_uintptr_t)(which), RSRC_CONF, help)
+
+const command_rec xb_directives[] = {
+    AP_INIT_TAKE_ARGV("XmppBridgeDomain", set_domain, NULL, RSRC_CONF,
+                      "<domain> <host>[:<port>] [starttls|plain] [tls-name=<name>]: an XMPP "
+                      "domain the gateway may reach, and where"),
+    AP_INIT_TAKE1("XmppBridgeTLSCAFile", set_ca_file, NULL, RSRC_CONF,
+                  "CA certificates (PEM) that verify the XMPP servers; default: the system's"),
+    AP_INIT_TAKE1("XmppBridgeSocket", set_socket, NULL, RSRC_CONF,
+                  "the daemon's Unix socket, relative to DefaultRuntimeDir"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxWait", NUM_MAX_WAIT,
+                     "seconds: cap on the client's 'wait' (default 60)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxHold", NUM_MAX_HOLD,
+                     "cap on the client's 'hold' (default 1)"),
+    NUMBER_DIRECTIVE("XmppBridgeInactivity", NUM_INACTIVITY,
+                     "seconds without a held request before a session ends (default 60)"),
+    NUMBER_DIRECTIVE("XmppBridgePolling", NUM_POLLING,
+                     "seconds: advertised shortest polling interval (default 2)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxSessions", NUM_MAX_SESSIONS,
+                     "sessions at once; sizes the shared table (default 1024)"),
+    NUMBER_DIRECTIVE("XmppBridgeResponseCache", NUM_RESPONSE_CACHE,
+                     "answers kept per session for re-sent requests (default 5)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxBodySize", NUM_MAX_BODY,
+                     "bytes: largest BOSH request body (default 65536)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxStanzaSize", NUM_MAX_STANZA,
+                     "bytes: largest element from the XMPP server (default 262144)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxQueuedBytes", NUM_MAX_QUEUED,
+                     "bytes queued per session before reading from the server pauses "
+                     "(default 1048576)"),
+    NUMBER_DIRECTIVE("XmppBridgeConnectTimeout", NUM_CONNECT_TIMEOUT,
+                     "seconds to reach the XMPP server's stream features (default 10)"),
+    { NULL }
+};
+
+static unsigned or_default(unsigned v, unsigned dflt)
+{
+    return v == XB_UNSET ? dflt : v;
+}
+
+const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
+{
+    xb_server_conf_t *sc = ap_get_module_config(s->module_config, &xmpp_bridge_module);
+    xb_config_t *c = &sc->core;
+    const char *name = sc->socket_setting ? sc->socket_setting
+                                          : apr_psprintf(pconf, "xmpp-bridge.%" APR_PID_T_FMT
+                                                         ".sock", getpid());
+    apr_interval_time_t timeout = s->timeout;
+    struct sockaddr_un sun;
+
+    c->max_wait = or_default(c->max_wait, XB_DEFAULT_MAX_WAIT);
+    c->max_hold = or_default(c->max_hold, XB_DEFAULT_MAX_HOLD);
+    c->inactivity = or_default(c->inactivity, XB_DEFAULT_INACTIVITY);
+    c->polling = or_default(c->polling, XB_DEFAULT_POLLING);
+    c->max_sessions = or_default(c->max_sessions, XB_DEFAULT_MAX_SESSIONS);
+    c->response_cache = or_default(c->response_cache, XB_DEFAULT_RESPONSE_CACHE);
+    if (!c->max_body_size) {
+        c->max_body_size = XB_DEFAULT_MAX_BODY_SIZE;
+    }
+    if (!c->max_stanza_size) {
+        c->max_stanza_size = XB_DEFAULT_MAX_STANZA_SIZE;
+    }
+    if (!c->max_queued_bytes) {
+        c->max_queued_bytes = XB_DEFAULT_MAX_QUEUED_BYTES;
+    }
+    if (c->connect_timeout < 0) {
+        c->connect_timeout = apr_time_from_sec(XB_DEFAULT_CONNECT_TIMEOUT_SEC);
+    }
+    if (c->response_cache < c->max_hold + 1) {
+        c->response_cache = c->max_hold + 1;
+    }
+    /* A held request must be answered before Apache's own Timeout (and any proxy in front)
+     * gives up on it: the classic BOSH 504. Keep 5 s of margin. */
+    if (timeout > 0 && apr_time_from_sec(c->max_wait + 5) > timeout) {
+        unsigned capped = apr_time_sec(timeout) > 6 ? (unsigned)apr_time_sec(timeout) - 5 : 1;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, XBLOGNO(05001) "XmppBridgeMaxWait %u is "
+                     "not below Timeout %" APR_TIME_T_FMT " minus 5 s: using %u", c->max_wait,
+                     apr_time_sec(timeout), capped);
+        c->max_wait = capped;
+    }
+    c->socket_path = ap_runtime_dir_relative(pconf, name);
+    if (!c->socket_path || strlen(c->socket_path) >= sizeof(sun.sun_path)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, XBLOGNO(05002) "XmppBridgeSocket: the path "
+                     "'%s' is longer than a Unix socket path may be (%u bytes)",
+                     c->socket_path ? c->socket_path : name, (unsigned)sizeof(sun.sun_path) - 1);
+        return NULL;
+    }
+    return c;
+}

@@ -1,0 +1,951 @@
+/* The bridge daemon's event loop; see xb_daemon.h.
+ *
+ * Three kinds of descriptors share one pollset:
+ *  - the listening Unix socket, where handlers connect;
+ *  - one connection per HTTP request in flight (ipc_conn_t): a BOSH request frame comes in, a
+ *    response frame goes out when the session answers, then the connection closes;
+ *  - one XMPP client-to-server socket per session (bridge_session_t).
+ * Sessions never block each other: every socket is non-blocking and every protocol decision is
+ * made by the sans-I/O cores (xb_bosh_session, xb_xmpp_conn) from inside this loop.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <apr_hash.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+#include <apr_strings.h>
+#include <openssl/rand.h>
+
+#include "xb_bosh_body.h"
+#include "xb_bosh_session.h"
+#include "xb_daemon.h"
+#include "xb_ipc.h"
+#include "xb_log.h"
+#include "xb_xmpp_conn.h"
+
+#define READ_CHUNK 16384
+/* How long a stopping daemon waits for streams to close and answers to be written. */
+#define SHUTDOWN_GRACE apr_time_from_sec(2)
+/* How long a finished session waits for the server's </stream:stream>. */
+#define CLOSE_GRACE apr_time_from_sec(2)
+/* The loop wakes at least this often even with no deadline (stop flag, housekeeping). */
+#define MAX_POLL_WAIT apr_time_from_msec(500)
+
+typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
+
+typedef struct xb_daemon xb_daemon_t;
+typedef struct bridge_session bridge_session_t;
+
+/* One handler's connection: carries one HTTP request of one session. */
+typedef struct ipc_conn {
+    fd_kind_t kind; /* first member: the pollset's client_data points here */
+    xb_daemon_t *d;
+    apr_pool_t *pool;
+    apr_socket_t *sock;
+    apr_pollfd_t pfd;
+    apr_int16_t events;
+    xb_ipc_reader_t *reader;
+    xb_request_id_t req_id;  /* non-zero while registered in d->requests */
+    bridge_session_t *session;
+    const char *out;
+    apr_size_t out_len, out_off;
+    int closing;
+} ipc_conn_t;
+
+struct bridge_session {
+    fd_kind_t kind;
+    xb_daemon_t *d;
+    apr_pool_t *pool;
+    char sid[XB_SID_HEX_LEN + 1];
+    const xb_domain_t *domain;
+    xb_bosh_session_t *bosh;
+    xb_xmpp_conn_t *xmpp;
+    apr_socket_t *sock;
+    apr_pollfd_t pfd;
+    apr_int16_t events; /* registered with the pollset; 0: not registered */
+    int connecting;     /* TCP connect in progress */
+    int sock_closed;
+    int xmpp_closed;    /* the stream is over (xb_xmpp_conn fired `closed`) */
+    apr_time_t connect_deadline; /* 0 once the stream is ready */
+    apr_time_t close_deadline;   /* 0 until the session finished */
+    int reaped;
+};
+
+typedef struct domain_addr {
+    const xb_domain_t *domain;
+    apr_sockaddr_t *addr; /* NULL: look-up failed, retried at the next session */
+} domain_addr_t;
+
+struct xb_daemon {
+    apr_pool_t *pool;
+    const xb_config_t *conf;
+    xb_shm_table_t *table;
+    apr_pollset_t *pollset;
+    apr_socket_t *listener;
+    fd_kind_t listener_kind;
+    apr_hash_t *sessions; /* sid -> bridge_session_t */
+    apr_hash_t *requests; /* xb_request_id_t -> ipc_conn_t */
+    apr_hash_t *addrs;    /* domain name -> domain_addr_t */
+    xb_request_id_t last_req_id;
+    SSL_CTX *ssl_ctx;
+    xb_bosh_session_limits_t limits;
+    xb_bosh_parse_limits_t parse_limits;
+    apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
+    apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
+    int stopping;
+};
+
+static void conn_close(ipc_conn_t *conn);
+static void session_sync(bridge_session_t *s);
+
+apr_status_t xb_daemon_new_sid(char sid[XB_SID_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[XB_SID_HEX_LEN / 2];
+    int i;
+
+    if (RAND_bytes(raw, (int)sizeof(raw)) != 1) {
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < (int)sizeof(raw); i++) {
+        sid[2 * i] = hex[raw[i] >> 4];
+        sid[2 * i + 1] = hex[raw[i] & 0x0f];
+    }
+    sid[XB_SID_HEX_LEN] = '\0';
+    return APR_SUCCESS;
+}
+
+/* ---- pollset bookkeeping ---------------------------------------------------------------- */
+
+static void poll_set(xb_daemon_t *d, apr_pollfd_t *pfd, apr_int16_t *current, apr_int16_t want)
+{
+    if (*current == want) {
+        return;
+    }
+    if (*current) {
+        apr_pollset_remove(d->pollset, pfd);
+    }
+    *current = want;
+    if (want) {
+        pfd->reqevents = want;
+        if (apr_pollset_add(d->pollset, pfd) != APR_SUCCESS) {
+            xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04001) "adding a descriptor to the pollset "
+                   "failed");
+            *current = 0;
+        }
+    }
+}
+
+/* ---- answers to handlers ---------------------------------------------------------------- */
+
+static void conn_flush(ipc_conn_t *conn)
+{
+    while (conn->out && conn->out_off < conn->out_len) {
+        apr_size_t n = conn->out_len - conn->out_off;
+        apr_status_t rv = apr_socket_send(conn->sock, conn->out + conn->out_off, &n);
+        conn->out_off += n;
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLOUT);
+            return;
+        }
+        if (rv != APR_SUCCESS) {
+            /* The handler is gone; the answer stays in the session's replay cache. */
+            conn_close(conn);
+            return;
+        }
+    }
+    if (conn->out) {
+        conn_close(conn);
+    }
+}
+
+static void conn_unregister(ipc_conn_t *conn)
+{
+    if (conn->req_id) {
+        apr_hash_set(conn->d->requests, &conn->req_id, sizeof(conn->req_id), NULL);
+        conn->req_id = 0;
+    }
+}
+
+static void conn_send_frame(ipc_conn_t *conn, int status, const char *body, apr_size_t len)
+{
+    conn->out = xb_ipc_frame(conn->pool, XB_IPC_RESPONSE, (uint32_t)status, body, len, NULL, 0,
+                             &conn->out_len);
+    conn->out_off = 0;
+    conn_unregister(conn);
+    conn_flush(conn);
+}
+
+/* An answer outside any session (unknown sid, bad request, refused creation). */
+static void conn_send_terminate(ipc_conn_t *conn, xb_bosh_condition_t cond, int legacy)
+{
+    apr_size_t len = 0;
+    const char *body = xb_bosh_terminate_build(conn->pool, cond, &len);
+    int status = legacy ? xb_bosh_condition_legacy_status(cond) : 200;
+
+    if (status != 200) {
+        body = "";
+        len = 0;
+    }
+    conn_send_frame(conn, status, body, len);
+}
+
+/* ---- session callbacks (from xb_bosh_session) ------------------------------------------- */
+
+static void update_table(bridge_session_t *s)
+{
+    uint64_t hi, lo;
+    unsigned requests;
+
+    xb_bosh_session_window(s->bosh, &hi, &lo, &requests);
+    xb_shm_table_update_window(s->d->table, s->sid, hi, lo, requests,
+                               xb_bosh_session_held_count(s->bosh), apr_time_now());
+}
+
+static void io_respond(void *baton, xb_request_id_t req, int status, const char *body,
+                       apr_size_t len)
+{
+    bridge_session_t *s = baton;
+    ipc_conn_t *conn = apr_hash_get(s->d->requests, &req, sizeof(req));
+
+    /* The window in shared memory moves before the answer leaves, so a child never sees a
+     * window older than what the client already knows. */
+    if (s->bosh) {
+        update_table(s);
+    }
+    if (!conn) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04002) "session %s: answer for a request that "
+               "is gone (kept for replay)", s->sid);
+        return;
+    }
+    conn_send_frame(conn, status, body, len);
+}
+
+static void io_send_to_server(void *baton, const char *data, apr_size_t len)
+{
+    bridge_session_t *s = baton;
+
+    if (!s->xmpp_closed) {
+        xb_xmpp_conn_send(s->xmpp, data, len);
+    }
+}
+
+static void io_restart_stream(void *baton)
+{
+    bridge_session_t *s = baton;
+
+    if (!s->xmpp_closed) {
+        xb_xmpp_conn_restart(s->xmpp);
+    }
+}
+
+static void io_close_stream(void *baton)
+{
+    bridge_session_t *s = baton;
+
+    if (!s->xmpp_closed && !s->connecting) {
+        xb_xmpp_conn_close(s->xmpp);
+    }
+}
+
+static const xb_bosh_io_t session_io = {
+    io_respond, io_send_to_server, io_restart_stream, io_close_stream
+};
+
+/* ---- stream callbacks (from xb_xmpp_conn) ----------------------------------------------- */
+
+static void stream_element(void *baton, const char *data, apr_size_t len)
+{
+    bridge_session_t *s = baton;
+
+    s->connect_deadline = 0;
+    xb_bosh_session_server_data(s->bosh, data, len, apr_time_now());
+}
+
+static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *data,
+                          apr_size_t len, const char *why)
+{
+    bridge_session_t *s = baton;
+
+    s->xmpp_closed = 1;
+    if (cond == XB_COND_NONE) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04003) "session %s: XMPP stream to %s closed",
+               s->sid, s->domain->name);
+    }
+    else {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04004) "session %s: XMPP stream to %s ended: "
+               "%s (%s)", s->sid, s->domain->name, xb_bosh_condition_name(cond),
+               why ? why : "no reason given");
+    }
+    xb_bosh_session_server_closed(s->bosh, cond == XB_COND_NONE ? XB_COND_REMOTE_CONNECTION_FAILED
+                                                                : cond,
+                                  data, len, apr_time_now());
+}
+
+static const xb_xmpp_conn_events_t stream_events = { stream_element, stream_closed };
+
+/* ---- XMPP socket I/O -------------------------------------------------------------------- */
+
+static void session_fail(bridge_session_t *s, const char *why)
+{
+    if (!s->xmpp_closed) {
+        xb_xmpp_conn_eof(s->xmpp, why);
+        if (!s->xmpp_closed) {
+            /* The stream object had already closed itself without telling us again. */
+            stream_closed(s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, why);
+        }
+    }
+}
+
+static void session_close_socket(bridge_session_t *s)
+{
+    if (!s->sock_closed) {
+        poll_set(s->d, &s->pfd, &s->events, 0);
+        apr_socket_close(s->sock);
+        s->sock_closed = 1;
+    }
+}
+
+static void session_write(bridge_session_t *s)
+{
+    const char *data;
+    apr_size_t n;
+
+    while (!s->sock_closed && !s->connecting
+           && (n = xb_xmpp_conn_pending(s->xmpp, &data)) > 0) {
+        apr_status_t rv = apr_socket_send(s->sock, data, &n);
+        if (n > 0) {
+            xb_xmpp_conn_written(s->xmpp, n);
+        }
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return;
+        }
+        if (rv != APR_SUCCESS) {
+            session_close_socket(s);
+            session_fail(s, "writing to the XMPP server failed");
+            return;
+        }
+    }
+}
+
+static void session_read(bridge_session_t *s)
+{
+    char buf[READ_CHUNK];
+    int rounds = 0;
+
+    /* A few reads per wake-up, so one busy stream cannot starve the others. */
+    while (!s->sock_closed && rounds++ < 4 && xb_bosh_session_wants_server_data(s->bosh)) {
+        apr_size_t n = sizeof(buf);
+        apr_status_t rv = apr_socket_recv(s->sock, buf, &n);
+        if (n > 0) {
+            xb_xmpp_conn_feed(s->xmpp, buf, n);
+        }
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return;
+        }
+        if (rv != APR_SUCCESS) {
+            session_close_socket(s);
+            session_fail(s, rv == APR_EOF ? "the XMPP server closed the connection"
+                                          : "reading from the XMPP server failed");
+            return;
+        }
+    }
+}
+
+static void session_connected(bridge_session_t *s)
+{
+    int err = 0;
+    socklen_t errlen = sizeof(err);
+    apr_os_sock_t fd;
+
+    apr_os_sock_get(&fd, s->sock);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) != 0) {
+        err = errno;
+    }
+    if (err != 0) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04005) "session %s: connecting to %s:%u "
+               "for %s failed: %s", s->sid, s->domain->host, (unsigned)s->domain->port,
+               s->domain->name, strerror(err));
+        s->connecting = 0;
+        session_close_socket(s);
+        session_fail(s, "connecting to the XMPP server failed");
+        return;
+    }
+    s->connecting = 0;
+    xb_xmpp_conn_start(s->xmpp);
+}
+
+/* Brings the pollset, the shared table and the reaping in line with the session's state. */
+static void session_sync(bridge_session_t *s)
+{
+    apr_int16_t want = 0;
+    const char *data;
+
+    if (s->reaped) {
+        return;
+    }
+    session_write(s);
+    if (!s->sock_closed) {
+        if (s->connecting) {
+            want = APR_POLLOUT;
+        }
+        else {
+            if (xb_bosh_session_wants_server_data(s->bosh)) {
+                want |= APR_POLLIN;
+            }
+            if (xb_xmpp_conn_pending(s->xmpp, &data) > 0) {
+                want |= APR_POLLOUT;
+            }
+        }
+        if (s->xmpp_closed && !(want & APR_POLLOUT)) {
+            session_close_socket(s);
+            want = 0;
+        }
+        poll_set(s->d, &s->pfd, &s->events, want);
+    }
+    if (xb_bosh_session_is_finished(s->bosh) && !s->close_deadline) {
+        s->close_deadline = apr_time_now() + CLOSE_GRACE;
+        xb_shm_table_remove(s->d->table, s->sid);
+        if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
+            xb_xmpp_conn_close(s->xmpp);
+            session_write(s);
+        }
+    }
+}
+
+static void session_reap(bridge_session_t *s)
+{
+    apr_hash_index_t *hi;
+
+    s->reaped = 1;
+    session_close_socket(s);
+    xb_shm_table_remove(s->d->table, s->sid);
+    apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
+    /* A handler still waiting on this session gets a clear end rather than a timeout. */
+    for (hi = apr_hash_first(NULL, s->d->requests); hi; hi = apr_hash_next(hi)) {
+        ipc_conn_t *conn = apr_hash_this_val(hi);
+        if (conn->session == s) {
+            conn->session = NULL;
+            conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
+        }
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04006) "session %s ended", s->sid);
+    apr_pool_destroy(s->pool);
+}
+
+/* ---- new sessions ----------------------------------------------------------------------- */
+
+static apr_sockaddr_t *domain_address(xb_daemon_t *d, const xb_domain_t *domain)
+{
+    domain_addr_t *da = apr_hash_get(d->addrs, domain->name, APR_HASH_KEY_STRING);
+    apr_status_t rv;
+
+    if (!da) {
+        da = apr_pcalloc(d->pool, sizeof(*da));
+        da->domain = domain;
+        apr_hash_set(d->addrs, domain->name, APR_HASH_KEY_STRING, da);
+    }
+    if (!da->addr) {
+        /* Resolved once and kept: a blocking look-up per session would stall every stream. */
+        rv = apr_sockaddr_info_get(&da->addr, domain->host, APR_UNSPEC, domain->port, 0, d->pool);
+        if (rv != APR_SUCCESS) {
+            xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04007) "cannot resolve %s (XMPP server for "
+                   "%s)", domain->host, domain->name);
+            da->addr = NULL;
+        }
+    }
+    return da->addr;
+}
+
+static apr_status_t session_connect(bridge_session_t *s)
+{
+    apr_sockaddr_t *addr = domain_address(s->d, s->domain);
+    apr_status_t rv;
+
+    if (!addr) {
+        return APR_EGENERAL;
+    }
+    rv = apr_socket_create(&s->sock, addr->family, SOCK_STREAM, APR_PROTO_TCP, s->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_socket_opt_set(s->sock, APR_SO_NONBLOCK, 1);
+    apr_socket_timeout_set(s->sock, 0);
+    apr_socket_opt_set(s->sock, APR_TCP_NODELAY, 1);
+    s->pfd.desc_type = APR_POLL_SOCKET;
+    s->pfd.desc.s = s->sock;
+    s->pfd.client_data = s;
+    rv = apr_socket_connect(s->sock, addr);
+    if (rv == APR_SUCCESS) {
+        s->connecting = 0;
+        xb_xmpp_conn_start(s->xmpp);
+        return APR_SUCCESS;
+    }
+    if (APR_STATUS_IS_EINPROGRESS(rv) || APR_STATUS_IS_EAGAIN(rv)) {
+        s->connecting = 1;
+        return APR_SUCCESS;
+    }
+    apr_socket_close(s->sock);
+    s->sock_closed = 1;
+    return rv;
+}
+
+static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
+{
+    xb_daemon_t *d = conn->d;
+    const xb_domain_t *domain = xb_config_find_domain(d->conf, body->to);
+    xb_xmpp_conn_params_t params;
+    xb_shm_session_t row;
+    bridge_session_t *s;
+    apr_pool_t *pool;
+    apr_status_t rv;
+    apr_time_t now = apr_time_now();
+
+    if (!domain) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%s' "
+               "is not configured (XmppBridgeDomain)", body->to ? body->to : "(no 'to')");
+        conn_send_terminate(conn, XB_COND_HOST_UNKNOWN, body->ver == NULL);
+        return;
+    }
+    apr_pool_create(&pool, d->pool);
+    s = apr_pcalloc(pool, sizeof(*s));
+    s->kind = FD_XMPP;
+    s->d = d;
+    s->pool = pool;
+    s->domain = domain;
+    if (xb_daemon_new_sid(s->sid) != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04009) "no random bytes for a session id");
+        apr_pool_destroy(pool);
+        conn_send_terminate(conn, XB_COND_INTERNAL_SERVER_ERROR, body->ver == NULL);
+        return;
+    }
+    memset(&row, 0, sizeof(row));
+    apr_cpystrn(row.sid, s->sid, sizeof(row.sid));
+    apr_cpystrn(row.domain, domain->name, sizeof(row.domain));
+    row.rid_hi = body->rid;
+    row.rid_lo = body->rid;
+    row.requests = 1;
+    row.has_ver = body->ver != NULL;
+    row.created = row.last_activity = now;
+    rv = xb_shm_table_insert(d->table, &row);
+    if (rv != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04010) "session creation refused: the "
+               "session table is full (XmppBridgeMaxSessions %u)", d->conf->max_sessions);
+        apr_pool_destroy(pool);
+        conn_send_terminate(conn, XB_COND_POLICY_VIOLATION, body->ver == NULL);
+        return;
+    }
+
+    memset(&params, 0, sizeof(params));
+    params.domain = domain->name;
+    params.xml_lang = body->xml_lang;
+    params.tls = domain->tls;
+    params.ssl_ctx = d->ssl_ctx;
+    params.tls_name = domain->tls_name;
+    params.max_stanza_size = d->conf->max_stanza_size;
+    params.max_depth = 64;
+    s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+    s->connect_deadline = now + d->conf->connect_timeout;
+    apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
+    conn->session = s;
+    s->bosh = xb_bosh_session_create(pool, s->sid, body, conn->req_id, &d->limits, &session_io,
+                                     s, now);
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
+           s->sid, domain->name, domain->host, (unsigned)domain->port);
+
+    rv = session_connect(s);
+    if (rv != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04012) "session %s: cannot connect to %s:%u "
+               "for %s", s->sid, domain->host, (unsigned)domain->port, domain->name);
+        s->sock_closed = 1;
+        session_fail(s, "connecting to the XMPP server failed");
+    }
+    session_sync(s);
+}
+
+/* ---- frames from handlers --------------------------------------------------------------- */
+
+static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_t len)
+{
+    xb_daemon_t *d = conn->d;
+    const xb_ipc_request_meta_t *meta = (const xb_ipc_request_meta_t *)payload;
+    xb_bosh_body_t *body = NULL;
+    const char *errmsg = NULL;
+    bridge_session_t *s;
+    xb_bosh_body_status_t st;
+    char client_ip[sizeof(meta->client_ip)];
+
+    if (len < sizeof(*meta) || conn->req_id) {
+        conn_send_terminate(conn, XB_COND_BAD_REQUEST, 0);
+        return;
+    }
+    memcpy(client_ip, meta->client_ip, sizeof(client_ip));
+    client_ip[sizeof(client_ip) - 1] = '\0';
+    conn->req_id = ++d->last_req_id;
+    apr_hash_set(d->requests, &conn->req_id, sizeof(conn->req_id), conn);
+
+    st = xb_bosh_body_parse(conn->pool, payload + sizeof(*meta), len - sizeof(*meta),
+                            &d->parse_limits, &body, &errmsg);
+    if (st != XB_BODY_OK) {
+        /* The handler parsed the same bytes already; this only happens if the two disagree. */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04013) "bad request body from %s: %s",
+               client_ip, errmsg ? errmsg : "unparseable");
+        conn_send_terminate(conn, XB_COND_BAD_REQUEST, 0);
+        return;
+    }
+    if (!body->sid) {
+        handle_creation(conn, body);
+        return;
+    }
+    s = apr_hash_get(d->sessions, body->sid, APR_HASH_KEY_STRING);
+    if (!s || s->close_deadline) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04014) "request from %s for unknown session %s",
+               client_ip, body->sid);
+        conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
+        return;
+    }
+    conn->session = s;
+    xb_bosh_session_request(s->bosh, conn->req_id, body, apr_time_now());
+    session_sync(s);
+}
+
+static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t len)
+{
+    char sid[XB_SID_HEX_LEN + 1];
+    bridge_session_t *s;
+
+    if (len != XB_SID_HEX_LEN) {
+        conn_close(conn);
+        return;
+    }
+    memcpy(sid, payload, XB_SID_HEX_LEN);
+    sid[XB_SID_HEX_LEN] = '\0';
+    s = apr_hash_get(conn->d->sessions, sid, APR_HASH_KEY_STRING);
+    if (s && !s->close_deadline) {
+        /* The handler already told the client item-not-found; end the session for good. */
+        xb_shm_table_remove(conn->d->table, s->sid);
+        xb_bosh_session_server_closed(s->bosh, XB_COND_ITEM_NOT_FOUND, NULL, 0, apr_time_now());
+        io_close_stream(s);
+        session_sync(s);
+    }
+    conn_close(conn);
+}
+
+static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const char *payload)
+{
+    switch (hdr->type) {
+    case XB_IPC_BOSH_REQUEST:
+        handle_bosh_request(conn, payload, hdr->length);
+        break;
+    case XB_IPC_RELEASE:
+        if (conn->req_id && conn->session) {
+            xb_bosh_session_release(conn->session->bosh, conn->req_id, apr_time_now());
+            session_sync(conn->session);
+        }
+        break;
+    case XB_IPC_TERMINATE:
+        handle_terminate(conn, payload, hdr->length);
+        break;
+    default:
+        conn_close(conn);
+        break;
+    }
+}
+
+static void conn_read(ipc_conn_t *conn)
+{
+    char buf[READ_CHUNK];
+    xb_ipc_header_t hdr;
+    const char *payload;
+    xb_ipc_read_status_t st;
+
+    for (;;) {
+        apr_size_t n = sizeof(buf);
+        apr_status_t rv = apr_socket_recv(conn->sock, buf, &n);
+        if (n > 0 && xb_ipc_reader_feed(conn->reader, buf, n) != APR_SUCCESS) {
+            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04015) "oversized frame from a handler");
+            conn_close(conn);
+            return;
+        }
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            break;
+        }
+        if (rv != APR_SUCCESS) {
+            /* The handler went away (client gone, child stopping): its request is forgotten,
+             * whatever its answer would have been stays queued for the client's re-send. */
+            conn_close(conn);
+            return;
+        }
+    }
+    while (!conn->closing
+           && (st = xb_ipc_reader_next(conn->reader, &hdr, &payload)) == XB_IPC_FRAME) {
+        handle_frame(conn, &hdr, payload);
+    }
+    if (!conn->closing && st == XB_IPC_BAD) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04016) "malformed frame from a handler");
+        conn_close(conn);
+    }
+}
+
+static void conn_close(ipc_conn_t *conn)
+{
+    if (conn->closing) {
+        return;
+    }
+    conn->closing = 1;
+    if (conn->req_id) {
+        xb_request_id_t id = conn->req_id;
+        conn_unregister(conn);
+        if (conn->session && !conn->session->reaped) {
+            xb_bosh_session_request_gone(conn->session->bosh, id, apr_time_now());
+            session_sync(conn->session);
+        }
+    }
+    poll_set(conn->d, &conn->pfd, &conn->events, 0);
+    apr_socket_close(conn->sock);
+    APR_ARRAY_PUSH(conn->d->closed_conns, ipc_conn_t *) = conn;
+}
+
+static void accept_conns(xb_daemon_t *d)
+{
+    for (;;) {
+        apr_pool_t *pool;
+        ipc_conn_t *conn;
+        apr_socket_t *sock;
+        apr_status_t rv;
+
+        apr_pool_create(&pool, d->pool);
+        rv = apr_socket_accept(&sock, d->listener, pool);
+        if (rv != APR_SUCCESS) {
+            apr_pool_destroy(pool);
+            if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)) {
+                xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04017) "accept on the daemon socket "
+                       "failed (%d)", rv);
+            }
+            return;
+        }
+        conn = apr_pcalloc(pool, sizeof(*conn));
+        conn->kind = FD_IPC;
+        conn->d = d;
+        conn->pool = pool;
+        conn->sock = sock;
+        conn->reader = xb_ipc_reader_create(pool, d->conf->max_body_size + 1024);
+        apr_socket_opt_set(sock, APR_SO_NONBLOCK, 1);
+        apr_socket_timeout_set(sock, 0);
+        conn->pfd.desc_type = APR_POLL_SOCKET;
+        conn->pfd.desc.s = sock;
+        conn->pfd.client_data = conn;
+        poll_set(d, &conn->pfd, &conn->events, APR_POLLIN);
+    }
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
+{
+    apr_time_t next = now + MAX_POLL_WAIT;
+    apr_hash_index_t *hi;
+    apr_array_header_t *reap = d->to_reap;
+    int i;
+
+    reap->nelts = 0;
+
+    for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
+        bridge_session_t *s = apr_hash_this_val(hi);
+        apr_time_t due;
+
+        if (s->connect_deadline && now >= s->connect_deadline
+            && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
+            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
+                   "complete the stream set-up within XmppBridgeConnectTimeout", s->sid,
+                   s->domain->host, (unsigned)s->domain->port, s->domain->name);
+            s->connecting = 0;
+            session_close_socket(s);
+            session_fail(s, "timed out setting up the XMPP stream");
+        }
+        if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp)) {
+            s->connect_deadline = 0;
+        }
+        xb_bosh_session_tick(s->bosh, now);
+        session_sync(s);
+        if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
+            APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
+            continue;
+        }
+        due = xb_bosh_session_next_deadline(s->bosh);
+        if (due && due < next) {
+            next = due;
+        }
+        if (s->connect_deadline && s->connect_deadline < next) {
+            next = s->connect_deadline;
+        }
+        if (s->close_deadline && s->close_deadline < next) {
+            next = s->close_deadline;
+        }
+    }
+    for (i = 0; i < reap->nelts; i++) {
+        session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
+    }
+    return next;
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static void dispatch(xb_daemon_t *d, const apr_pollfd_t *pfd)
+{
+    fd_kind_t kind = *(fd_kind_t *)pfd->client_data;
+
+    if (kind == FD_LISTENER) {
+        accept_conns(d);
+    }
+    else if (kind == FD_IPC) {
+        ipc_conn_t *conn = pfd->client_data;
+        if (conn->closing) {
+            return;
+        }
+        if (pfd->rtnevents & APR_POLLOUT) {
+            conn_flush(conn);
+        }
+        else {
+            conn_read(conn);
+        }
+    }
+    else {
+        bridge_session_t *s = pfd->client_data;
+        if (s->reaped || s->sock_closed) {
+            return;
+        }
+        if (s->connecting && (pfd->rtnevents & (APR_POLLOUT | APR_POLLERR | APR_POLLHUP))) {
+            session_connected(s);
+        }
+        else if (pfd->rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR)) {
+            session_read(s);
+        }
+        session_sync(s);
+    }
+}
+
+static void destroy_closed_conns(xb_daemon_t *d)
+{
+    int i;
+
+    for (i = 0; i < d->closed_conns->nelts; i++) {
+        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->pool);
+    }
+    d->closed_conns->nelts = 0;
+}
+
+static void shutdown_sessions(xb_daemon_t *d)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
+        bridge_session_t *s = apr_hash_this_val(hi);
+        if (!s->close_deadline) {
+            xb_bosh_session_server_closed(s->bosh, XB_COND_SYSTEM_SHUTDOWN, NULL, 0,
+                                          apr_time_now());
+            io_close_stream(s);
+            session_sync(s);
+        }
+    }
+}
+
+static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_config_t *conf,
+                                xb_shm_table_t *table, apr_socket_t *listener)
+{
+    const char *errmsg = NULL;
+    apr_pollfd_t lpfd;
+    apr_status_t rv;
+    apr_uint32_t size = conf->max_sessions * 3 + 64;
+
+    memset(d, 0, sizeof(*d));
+    d->pool = pool;
+    d->conf = conf;
+    d->table = table;
+    d->listener = listener;
+    d->listener_kind = FD_LISTENER;
+    d->sessions = apr_hash_make(pool);
+    d->requests = apr_hash_make(pool);
+    d->addrs = apr_hash_make(pool);
+    d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
+    d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
+    d->limits.max_wait = conf->max_wait;
+    d->limits.max_hold = conf->max_hold;
+    d->limits.inactivity = conf->inactivity;
+    d->limits.polling = conf->polling;
+    d->limits.response_cache = conf->response_cache;
+    d->limits.max_queued_bytes = conf->max_queued_bytes;
+    d->parse_limits.max_depth = 64;
+
+    d->ssl_ctx = xb_xmpp_conn_ssl_ctx(conf->ca_file, &errmsg);
+    if (!d->ssl_ctx) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04019) "TLS set-up failed (XmppBridgeTLSCAFile "
+               "%s): %s", conf->ca_file ? conf->ca_file : "system default",
+               errmsg ? errmsg : "unknown error");
+        return APR_EGENERAL;
+    }
+    rv = apr_pollset_create(&d->pollset, size, pool, 0);
+    if (rv != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04020) "cannot create the pollset (%d)", rv);
+        return rv;
+    }
+    apr_socket_opt_set(listener, APR_SO_NONBLOCK, 1);
+    apr_socket_timeout_set(listener, 0);
+    memset(&lpfd, 0, sizeof(lpfd));
+    lpfd.desc_type = APR_POLL_SOCKET;
+    lpfd.desc.s = listener;
+    lpfd.reqevents = APR_POLLIN;
+    lpfd.client_data = &d->listener_kind;
+    return apr_pollset_add(d->pollset, &lpfd);
+}
+
+apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_table_t *table,
+                           apr_socket_t *listener, volatile sig_atomic_t *stop)
+{
+    xb_daemon_t daemon, *d = &daemon;
+    apr_time_t next, shutdown_until = 0;
+    apr_status_t rv;
+
+    rv = daemon_init(d, pool, conf, table, listener);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04021) "bridge daemon ready (%d domains, %u session "
+           "slots)", conf->domains ? conf->domains->nelts : 0, conf->max_sessions);
+    next = apr_time_now() + MAX_POLL_WAIT;
+    for (;;) {
+        const apr_pollfd_t *results;
+        apr_int32_t n = 0, i;
+        apr_time_t now = apr_time_now();
+        apr_interval_time_t timeout = next > now ? next - now : 0;
+
+        if (*stop && !d->stopping) {
+            d->stopping = 1;
+            shutdown_until = now + SHUTDOWN_GRACE;
+            xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04022) "bridge daemon stopping: %u "
+                   "sessions end with system-shutdown", apr_hash_count(d->sessions));
+            shutdown_sessions(d);
+        }
+        if (d->stopping && (apr_hash_count(d->sessions) == 0 || now >= shutdown_until)) {
+            break;
+        }
+        if (timeout > MAX_POLL_WAIT) {
+            timeout = MAX_POLL_WAIT;
+        }
+        rv = apr_pollset_poll(d->pollset, timeout, &n, &results);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv) && !APR_STATUS_IS_TIMEUP(rv)) {
+            xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04023) "poll failed (%d)", rv);
+            apr_sleep(apr_time_from_msec(10));
+        }
+        for (i = 0; rv == APR_SUCCESS && i < n; i++) {
+            dispatch(d, &results[i]);
+        }
+        destroy_closed_conns(d);
+        next = run_timers(d, apr_time_now());
+        destroy_closed_conns(d);
+    }
+    SSL_CTX_free(d->ssl_ctx);
+    return APR_SUCCESS;
+}

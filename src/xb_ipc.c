@@ -1,0 +1,113 @@
+/* Frame encoding and the incremental frame reader; see xb_ipc.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_errno.h>
+#include "xb_ipc.h"
+
+struct xb_ipc_reader {
+    char *buf;        /* malloc'ed: it grows to the largest frame seen and is freed with r */
+    apr_size_t size;  /* allocated */
+    apr_size_t start; /* first unconsumed byte */
+    apr_size_t end;   /* one past the last byte */
+    apr_size_t max_payload;
+};
+
+char *xb_ipc_frame(apr_pool_t *p, xb_ipc_type_t type, uint32_t aux, const void *payload,
+                   apr_size_t len, const void *payload2, apr_size_t len2, apr_size_t *out_len)
+{
+    xb_ipc_header_t hdr;
+    apr_size_t total = sizeof(hdr) + len + len2;
+    char *frame = apr_palloc(p, total);
+
+    hdr.magic = XB_IPC_MAGIC;
+    hdr.type = (uint32_t)type;
+    hdr.aux = aux;
+    hdr.length = (uint32_t)(len + len2);
+    memcpy(frame, &hdr, sizeof(hdr));
+    if (len) {
+        memcpy(frame + sizeof(hdr), payload, len);
+    }
+    if (len2) {
+        memcpy(frame + sizeof(hdr) + len, payload2, len2);
+    }
+    *out_len = total;
+    return frame;
+}
+
+static apr_status_t reader_cleanup(void *data)
+{
+    xb_ipc_reader_t *r = data;
+    free(r->buf);
+    r->buf = NULL;
+    return APR_SUCCESS;
+}
+
+xb_ipc_reader_t *xb_ipc_reader_create(apr_pool_t *p, apr_size_t max_payload)
+{
+    xb_ipc_reader_t *r = apr_pcalloc(p, sizeof(*r));
+    r->max_payload = max_payload;
+    apr_pool_cleanup_register(p, r, reader_cleanup, apr_pool_cleanup_null);
+    return r;
+}
+
+void xb_ipc_reader_destroy(xb_ipc_reader_t *r)
+{
+    reader_cleanup(r);
+}
+
+int xb_ipc_reader_feed(xb_ipc_reader_t *r, const char *data, apr_size_t len)
+{
+    apr_size_t limit = sizeof(xb_ipc_header_t) + r->max_payload;
+
+    if (r->start > 0 && r->start == r->end) {
+        r->start = r->end = 0;
+    }
+    if (r->end - r->start + len > limit) {
+        return APR_ENOSPC;
+    }
+    if (r->end + len > r->size) {
+        /* Move the unconsumed tail to the front before growing. */
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        if (r->end + len > r->size) {
+            apr_size_t want = r->size ? r->size : 4096;
+            char *grown;
+            while (want < r->end + len) {
+                want *= 2;
+            }
+            grown = realloc(r->buf, want);
+            if (!grown) {
+                return APR_ENOMEM;
+            }
+            r->buf = grown;
+            r->size = want;
+        }
+    }
+    memcpy(r->buf + r->end, data, len);
+    r->end += len;
+    return APR_SUCCESS;
+}
+
+xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr,
+                                        const char **payload)
+{
+    apr_size_t avail = r->end - r->start;
+
+    if (avail < sizeof(*hdr)) {
+        return XB_IPC_NEED_MORE;
+    }
+    memcpy(hdr, r->buf + r->start, sizeof(*hdr));
+    if (hdr->magic != XB_IPC_MAGIC || hdr->type < XB_IPC_BOSH_REQUEST
+        || hdr->type > XB_IPC_RESPONSE || hdr->length > r->max_payload) {
+        return XB_IPC_BAD;
+    }
+    if (avail < sizeof(*hdr) + hdr->length) {
+        return XB_IPC_NEED_MORE;
+    }
+    *payload = r->buf + r->start + sizeof(*hdr);
+    r->start += sizeof(*hdr) + hdr->length;
+    return XB_IPC_FRAME;
+}

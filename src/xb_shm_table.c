@@ -1,0 +1,289 @@
+/* The shared-memory session table; see xb_shm_table.h. */
+#include <string.h>
+#include <apr_strings.h>
+#include "xb_shm_table.h"
+#include "xb_log.h"
+
+#define XB_SHM_MAGIC UINT32_C(0x58425348) /* "XBSH" */
+
+typedef struct shm_row {
+    uint32_t state; /* xb_row_state_t */
+    uint32_t pad;
+    xb_shm_session_t s;
+} shm_row_t;
+
+typedef struct shm_header {
+    uint32_t magic;
+    uint32_t layout_version;
+    uint32_t slots;
+    uint32_t live;
+    uint32_t tombstones;
+    uint32_t daemon_pid;
+    uint32_t daemon_restarts;
+    uint32_t pad;
+    apr_time_t daemon_started;
+    uint64_t sessions_created;
+    uint64_t sessions_ended;
+} shm_header_t;
+
+struct xb_shm_table {
+    shm_header_t *hdr;
+    shm_row_t *rows;
+    apr_global_mutex_t *mutex;
+};
+
+/* Rows start on a 64-byte boundary so that neighbouring rows share no more cache lines than
+ * they must. */
+#define ROWS_OFFSET APR_ALIGN(sizeof(shm_header_t), 64)
+
+apr_size_t xb_shm_table_size(unsigned slots)
+{
+    return ROWS_OFFSET + (apr_size_t)slots * sizeof(shm_row_t);
+}
+
+static xb_shm_table_t *wrap(apr_pool_t *p, void *base, apr_global_mutex_t *mutex)
+{
+    xb_shm_table_t *t = apr_pcalloc(p, sizeof(*t));
+    t->hdr = base;
+    t->rows = (shm_row_t *)((char *)base + ROWS_OFFSET);
+    t->mutex = mutex;
+    return t;
+}
+
+xb_shm_table_t *xb_shm_table_create(apr_pool_t *p, void *base, apr_size_t size, unsigned slots,
+                                    apr_global_mutex_t *mutex)
+{
+    xb_shm_table_t *t;
+
+    if (size < xb_shm_table_size(slots) || slots == 0) {
+        return NULL;
+    }
+    memset(base, 0, xb_shm_table_size(slots));
+    t = wrap(p, base, mutex);
+    t->hdr->magic = XB_SHM_MAGIC;
+    t->hdr->layout_version = XB_SHM_LAYOUT_VERSION;
+    t->hdr->slots = slots;
+    return t;
+}
+
+xb_shm_table_t *xb_shm_table_attach(apr_pool_t *p, void *base, apr_global_mutex_t *mutex)
+{
+    const shm_header_t *hdr = base;
+
+    if (hdr->magic != XB_SHM_MAGIC || hdr->layout_version != XB_SHM_LAYOUT_VERSION) {
+        return NULL;
+    }
+    return wrap(p, base, mutex);
+}
+
+void xb_shm_table_set_mutex(xb_shm_table_t *t, apr_global_mutex_t *mutex)
+{
+    t->mutex = mutex;
+}
+
+unsigned xb_shm_table_slots(const xb_shm_table_t *t)
+{
+    return t->hdr->slots;
+}
+
+static void lock(xb_shm_table_t *t)
+{
+    apr_status_t rv = apr_global_mutex_lock(t->mutex);
+    if (rv != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(00101) "locking the session table failed (%d)",
+               rv);
+    }
+}
+
+static void unlock(xb_shm_table_t *t)
+{
+    apr_global_mutex_unlock(t->mutex);
+}
+
+static uint32_t sid_hash(const char *sid)
+{
+    /* FNV-1a: SIDs are already random, this only spreads them over the slots. */
+    uint32_t h = 2166136261u;
+    for (; *sid; sid++) {
+        h ^= (unsigned char)*sid;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The row holding `sid`, or NULL; with `free_row` also the first reusable row on its chain. */
+static shm_row_t *probe(xb_shm_table_t *t, const char *sid, shm_row_t **free_row)
+{
+    uint32_t n = t->hdr->slots;
+    uint32_t i = sid_hash(sid) % n;
+    uint32_t step;
+
+    if (free_row) {
+        *free_row = NULL;
+    }
+    for (step = 0; step < n; step++, i = (i + 1) % n) {
+        shm_row_t *row = &t->rows[i];
+        if (row->state == XB_ROW_FREE) {
+            if (free_row && !*free_row) {
+                *free_row = row;
+            }
+            return NULL;
+        }
+        if (row->state == XB_ROW_DELETED) {
+            if (free_row && !*free_row) {
+                *free_row = row;
+            }
+            continue;
+        }
+        if (strcmp(row->s.sid, sid) == 0) {
+            return row;
+        }
+    }
+    return NULL;
+}
+
+apr_status_t xb_shm_table_insert(xb_shm_table_t *t, const xb_shm_session_t *session)
+{
+    shm_row_t *row, *free_row;
+    apr_status_t rv = APR_SUCCESS;
+
+    lock(t);
+    row = probe(t, session->sid, &free_row);
+    if (row) {
+        rv = APR_EEXIST;
+    }
+    else if (!free_row || t->hdr->live >= t->hdr->slots) {
+        rv = APR_ENOSPC;
+    }
+    else {
+        if (free_row->state == XB_ROW_DELETED) {
+            t->hdr->tombstones--;
+        }
+        free_row->s = *session;
+        free_row->state = XB_ROW_LIVE;
+        t->hdr->live++;
+        t->hdr->sessions_created++;
+    }
+    unlock(t);
+    return rv;
+}
+
+apr_status_t xb_shm_table_update_window(xb_shm_table_t *t, const char *sid, uint64_t rid_hi,
+                                        uint64_t rid_lo, uint32_t requests, uint32_t held,
+                                        apr_time_t now)
+{
+    shm_row_t *row;
+    apr_status_t rv = APR_NOTFOUND;
+
+    lock(t);
+    row = probe(t, sid, NULL);
+    if (row) {
+        row->s.rid_hi = rid_hi;
+        row->s.rid_lo = rid_lo;
+        row->s.requests = requests;
+        row->s.held = held;
+        row->s.last_activity = now;
+        rv = APR_SUCCESS;
+    }
+    unlock(t);
+    return rv;
+}
+
+/* With many tombstones every miss walks far; rebuild the chains in place then. Called with the
+ * lock held, by the daemon only. */
+static void compact(xb_shm_table_t *t)
+{
+    uint32_t i, n = t->hdr->slots;
+
+    for (i = 0; i < n; i++) {
+        if (t->rows[i].state == XB_ROW_DELETED) {
+            t->rows[i].state = XB_ROW_FREE;
+        }
+    }
+    t->hdr->tombstones = 0;
+    /* Re-seat every live row whose chain now has a hole before it. */
+    for (i = 0; i < n; i++) {
+        shm_row_t saved, *dest;
+        if (t->rows[i].state != XB_ROW_LIVE) {
+            continue;
+        }
+        saved = t->rows[i];
+        t->rows[i].state = XB_ROW_FREE;
+        probe(t, saved.s.sid, &dest);
+        *dest = saved;
+    }
+}
+
+apr_status_t xb_shm_table_remove(xb_shm_table_t *t, const char *sid)
+{
+    shm_row_t *row;
+    apr_status_t rv = APR_NOTFOUND;
+
+    lock(t);
+    row = probe(t, sid, NULL);
+    if (row) {
+        row->state = XB_ROW_DELETED;
+        memset(&row->s, 0, sizeof(row->s));
+        t->hdr->live--;
+        t->hdr->tombstones++;
+        t->hdr->sessions_ended++;
+        if (t->hdr->tombstones > t->hdr->slots / 2) {
+            compact(t);
+        }
+        rv = APR_SUCCESS;
+    }
+    unlock(t);
+    return rv;
+}
+
+void xb_shm_table_clear(xb_shm_table_t *t)
+{
+    lock(t);
+    t->hdr->sessions_ended += t->hdr->live;
+    memset(t->rows, 0, (apr_size_t)t->hdr->slots * sizeof(shm_row_t));
+    t->hdr->live = 0;
+    t->hdr->tombstones = 0;
+    unlock(t);
+}
+
+void xb_shm_table_note_daemon(xb_shm_table_t *t, uint32_t pid, apr_time_t started, int is_restart)
+{
+    lock(t);
+    t->hdr->daemon_pid = pid;
+    t->hdr->daemon_started = started;
+    if (is_restart) {
+        t->hdr->daemon_restarts++;
+    }
+    unlock(t);
+}
+
+apr_status_t xb_shm_table_lookup(xb_shm_table_t *t, const char *sid, xb_shm_session_t *session)
+{
+    shm_row_t *row;
+    apr_status_t rv = APR_NOTFOUND;
+
+    if (strlen(sid) != XB_SID_HEX_LEN) {
+        return APR_NOTFOUND;
+    }
+    lock(t);
+    row = probe(t, sid, NULL);
+    if (row) {
+        *session = row->s;
+        rv = APR_SUCCESS;
+    }
+    unlock(t);
+    return rv;
+}
+
+void xb_shm_table_stats(xb_shm_table_t *t, xb_shm_stats_t *stats)
+{
+    lock(t);
+    stats->slots = t->hdr->slots;
+    stats->live = t->hdr->live;
+    stats->daemon_pid = t->hdr->daemon_pid;
+    stats->daemon_restarts = t->hdr->daemon_restarts;
+    stats->daemon_started = t->hdr->daemon_started;
+    stats->sessions_created = t->hdr->sessions_created;
+    stats->sessions_ended = t->hdr->sessions_ended;
+    unlock(t);
+}
