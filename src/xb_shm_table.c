@@ -1,4 +1,5 @@
 /* The shared-memory session table; see xb_shm_table.h. */
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include "xb_shm_table.h"
@@ -189,29 +190,31 @@ apr_status_t xb_shm_table_update_window(xb_shm_table_t *t, const char *sid, uint
     return rv;
 }
 
-/* With many tombstones every miss walks far; rebuild the chains in place then. Called with the
- * lock held, by the daemon only. */
+/* With many tombstones every miss walks far: rebuild the chains. Live rows are copied out and
+ * put back into an emptied table, which is the only re-seating that cannot break a chain that
+ * wraps around the end. Called with the lock held, by the daemon only, and rarely (at most once
+ * per slots/2 removals), so the temporary copy is plain malloc. */
 static void compact(xb_shm_table_t *t)
 {
-    uint32_t i, n = t->hdr->slots;
+    uint32_t i, n = t->hdr->slots, kept = 0;
+    shm_row_t *live = malloc((apr_size_t)t->hdr->live * sizeof(shm_row_t) + 1);
 
+    if (!live) {
+        return; /* tombstones only cost probe length; try again at the next removal */
+    }
     for (i = 0; i < n; i++) {
-        if (t->rows[i].state == XB_ROW_DELETED) {
-            t->rows[i].state = XB_ROW_FREE;
+        if (t->rows[i].state == XB_ROW_LIVE) {
+            live[kept++] = t->rows[i];
         }
     }
+    memset(t->rows, 0, (apr_size_t)n * sizeof(shm_row_t));
     t->hdr->tombstones = 0;
-    /* Re-seat every live row whose chain now has a hole before it. */
-    for (i = 0; i < n; i++) {
-        shm_row_t saved, *dest;
-        if (t->rows[i].state != XB_ROW_LIVE) {
-            continue;
-        }
-        saved = t->rows[i];
-        t->rows[i].state = XB_ROW_FREE;
-        probe(t, saved.s.sid, &dest);
-        *dest = saved;
+    for (i = 0; i < kept; i++) {
+        shm_row_t *dest;
+        probe(t, live[i].s.sid, &dest);
+        *dest = live[i];
     }
+    free(live);
 }
 
 apr_status_t xb_shm_table_remove(xb_shm_table_t *t, const char *sid)
