@@ -1,0 +1,1084 @@
+/* One BOSH session's state machine (see xb_bosh_session.h).
+ *
+ * The state, in RID order:
+ *
+ *   cached answers  <  held (processed, unanswered)  <=  rid_hi  <  pending (arrived early)
+ *
+ * - `held`: RIDs processed in order whose answer is still due, oldest first. A slot whose HTTP
+ *   request went away keeps its RID with req = 0 ("orphan"): a re-send of that RID takes the
+ *   slot, and if the answer falls due first it is built and cached all the same, so the re-send
+ *   gets it as a replay. Answers are only ever given to the oldest slot, which keeps them in
+ *   RID order (XEP-0124 §8) and keeps the cache sorted.
+ * - `pending`: requests above rid_hi + 1, kept (body copied) until the gap fills (§14.2).
+ * - `cache`: a ring of the last answers for re-sent RIDs (§14.3).
+ * - `queue`: server elements waiting for a request. Invariant after every public call: the
+ *   queue is empty whenever a request is held.
+ *
+ * Memory. A session may live for days, so nothing may accumulate in its pool. Cached answers
+ * and queued elements are malloc'ed and freed one by one: a subpool per answer would cost at
+ * least one 8 KiB APR block for bodies that are mostly a few hundred bytes, times
+ * `response_cache` per session. A pool cleanup frees whatever is left when the session pool
+ * goes. Answers are built in `scratch`, cleared after each one. Early requests (rare) get a
+ * subpool each, destroyed once processed.
+ *
+ * Extension points: key sequencing and pause belong in process_request() (they act in RID
+ * order), client acks in process_request() and answer_oldest() (the `ack` attribute), and
+ * multiple streams in the held/queue structures, which would gain a stream name.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+#include "xb_bosh_session.h"
+#include "xb_log.h"
+
+/* The highest XEP-0124 version we implement. */
+#define OUR_VER_MAJOR 1UL
+#define OUR_VER_MINOR 11UL
+#define OUR_VER "1.11"
+
+typedef struct xb_held {
+    uint64_t rid;
+    xb_request_id_t req; /* 0: the HTTP request went away; a re-send of rid takes the slot */
+    apr_time_t deadline; /* answered, empty if nothing is queued, at this time */
+} xb_held_t;
+
+typedef struct xb_pending xb_pending_t;
+struct xb_pending {
+    xb_pending_t *next;  /* sorted by rid */
+    uint64_t rid;
+    xb_request_id_t req; /* 0: went away or timed out; the body is still processed in order */
+    apr_time_t deadline; /* arrival + wait */
+    apr_pool_t *pool;    /* holds this struct and `body` */
+    xb_bosh_body_t *body;
+};
+
+typedef struct xb_cached {
+    uint64_t rid;
+    int status;
+    char *data; /* malloc'ed: see the top of the file */
+    apr_size_t len;
+} xb_cached_t;
+
+typedef struct xb_queued xb_queued_t;
+struct xb_queued {
+    xb_queued_t *next;
+    apr_size_t len;
+    char data[];
+};
+
+struct xb_bosh_session {
+    apr_pool_t *pool;
+    apr_pool_t *scratch; /* answers are built here; cleared after each */
+    const char *sid;
+    const char *from; /* the creation request's `to` */
+    const char *ver;  /* negotiated; NULL for a legacy client */
+    xb_bosh_io_t io;
+    void *baton;
+
+    unsigned wait, hold, requests, inactivity, polling;
+    apr_size_t max_queued_bytes;
+
+    uint64_t creation_rid;
+    uint64_t rid_hi;
+
+    xb_held_t *held;
+    unsigned held_n, held_cap;
+
+    xb_pending_t *pending;
+    unsigned pending_live; /* pending entries with a live request */
+
+    xb_cached_t *cache; /* ring, oldest at cache_first */
+    unsigned cache_cap, cache_n, cache_first;
+
+    xb_queued_t *queue_head, *queue_tail;
+    apr_size_t queued_bytes;
+
+    int idle;              /* no request held or in flight */
+    apr_time_t idle_since; /* valid while idle */
+
+    /* The stream ended while no request could take the terminating answer: the next one will. */
+    int terminal_pending;
+    int terminal_status;
+    const char *terminal;
+    apr_size_t terminal_len;
+
+    int stream_closed;
+    int finished;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers */
+
+static void *malloc_or_abort(apr_size_t n)
+{
+    void *m = malloc(n ? n : 1);
+
+    if (!m) {
+        /* The same policy httpd applies to pools: out of memory is not recoverable here. */
+        abort();
+    }
+    return m;
+}
+
+static apr_time_t wait_deadline(const xb_bosh_session_t *s, apr_time_t from)
+{
+    return from + apr_time_from_sec(s->wait);
+}
+
+static int is_terminate(const xb_bosh_body_t *body)
+{
+    return body->type && strcmp(body->type, "terminate") == 0;
+}
+
+static void close_stream_once(xb_bosh_session_t *s)
+{
+    if (!s->stream_closed) {
+        s->stream_closed = 1;
+        s->io.close_stream(s->baton);
+    }
+}
+
+static void respond(xb_bosh_session_t *s, xb_request_id_t req, int status, const char *data,
+                    apr_size_t len)
+{
+    if (req) {
+        s->io.respond(s->baton, req, status, data, len);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Queue of server elements */
+
+static void queue_append(xb_bosh_session_t *s, const char *data, apr_size_t len)
+{
+    xb_queued_t *q = malloc_or_abort(sizeof(*q) + len);
+
+    q->next = NULL;
+    q->len = len;
+    memcpy(q->data, data, len);
+    if (s->queue_tail) {
+        s->queue_tail->next = q;
+    }
+    else {
+        s->queue_head = q;
+    }
+    s->queue_tail = q;
+    s->queued_bytes += len;
+}
+
+static void queue_free(xb_bosh_session_t *s)
+{
+    xb_queued_t *q, *next;
+
+    for (q = s->queue_head; q; q = next) {
+        next = q->next;
+        free(q);
+    }
+    s->queue_head = s->queue_tail = NULL;
+    s->queued_bytes = 0;
+}
+
+/* Everything queued as one payload allocated from `p` (NULL when empty); empties the queue. */
+static const char *queue_take(xb_bosh_session_t *s, apr_pool_t *p, apr_size_t *len)
+{
+    char *out, *o;
+    xb_queued_t *q;
+
+    *len = s->queued_bytes;
+    if (!s->queue_head) {
+        return NULL;
+    }
+    o = out = apr_palloc(p, s->queued_bytes + 1);
+    for (q = s->queue_head; q; q = q->next) {
+        memcpy(o, q->data, q->len);
+        o += q->len;
+    }
+    *o = '\0';
+    queue_free(s);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Answer cache */
+
+static xb_cached_t *cache_at(const xb_bosh_session_t *s, unsigned i)
+{
+    return &s->cache[(s->cache_first + i) % s->cache_cap];
+}
+
+static const xb_cached_t *cache_find(const xb_bosh_session_t *s, uint64_t rid)
+{
+    unsigned i;
+
+    for (i = 0; i < s->cache_n; i++) {
+        if (cache_at(s, i)->rid == rid) {
+            return cache_at(s, i);
+        }
+    }
+    return NULL;
+}
+
+static void cache_evict_oldest(xb_bosh_session_t *s)
+{
+    xb_cached_t *c = cache_at(s, 0);
+
+    free(c->data);
+    c->data = NULL;
+    s->cache_first = (s->cache_first + 1) % s->cache_cap;
+    s->cache_n--;
+}
+
+static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int status,
+                                      const char *data, apr_size_t len)
+{
+    xb_cached_t *c;
+
+    if (s->cache_n == s->cache_cap) {
+        cache_evict_oldest(s);
+    }
+    c = cache_at(s, s->cache_n);
+    c->rid = rid;
+    c->status = status;
+    c->len = len;
+    c->data = malloc_or_abort(len);
+    memcpy(c->data, data, len);
+    s->cache_n++;
+    return c;
+}
+
+static apr_status_t session_cleanup(void *data)
+{
+    xb_bosh_session_t *s = data;
+
+    queue_free(s);
+    while (s->cache_n) {
+        cache_evict_oldest(s);
+    }
+    return APR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Held requests */
+
+static xb_held_t *held_find_rid(xb_bosh_session_t *s, uint64_t rid)
+{
+    unsigned i;
+
+    for (i = 0; i < s->held_n; i++) {
+        if (s->held[i].rid == rid) {
+            return &s->held[i];
+        }
+    }
+    return NULL;
+}
+
+static int held_find_req(const xb_bosh_session_t *s, xb_request_id_t req)
+{
+    unsigned i;
+
+    for (i = 0; i < s->held_n; i++) {
+        if (s->held[i].req == req) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static xb_held_t held_pop(xb_bosh_session_t *s)
+{
+    xb_held_t h = s->held[0];
+
+    s->held_n--;
+    memmove(&s->held[0], &s->held[1], s->held_n * sizeof(s->held[0]));
+    return h;
+}
+
+static void answer_oldest(xb_bosh_session_t *s);
+
+static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
+                      apr_time_t deadline)
+{
+    if (s->held_n == s->held_cap) {
+        /* Cannot happen while answer_due() runs after each push; never overrun the array. */
+        answer_oldest(s);
+    }
+    s->held[s->held_n].rid = rid;
+    s->held[s->held_n].req = req;
+    s->held[s->held_n].deadline = deadline;
+    s->held_n++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests that arrived before their predecessor */
+
+static xb_pending_t *pending_find_rid(xb_bosh_session_t *s, uint64_t rid)
+{
+    xb_pending_t *p;
+
+    for (p = s->pending; p; p = p->next) {
+        if (p->rid == rid) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static xb_pending_t *pending_find_req(xb_bosh_session_t *s, xb_request_id_t req)
+{
+    xb_pending_t *p;
+
+    for (p = s->pending; p; p = p->next) {
+        if (p->req == req) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The body must outlive the request that brought it: copy every part later code may read. */
+static xb_bosh_body_t *body_copy(apr_pool_t *p, const xb_bosh_body_t *b)
+{
+    xb_bosh_body_t *c = apr_pmemdup(p, b, sizeof(*b));
+
+    c->sid = apr_pstrdup(p, b->sid);
+    c->to = apr_pstrdup(p, b->to);
+    c->from = apr_pstrdup(p, b->from);
+    c->route = apr_pstrdup(p, b->route);
+    c->xml_lang = apr_pstrdup(p, b->xml_lang);
+    c->ver = apr_pstrdup(p, b->ver);
+    c->content = apr_pstrdup(p, b->content);
+    c->type = apr_pstrdup(p, b->type);
+    c->key = apr_pstrdup(p, b->key);
+    c->newkey = apr_pstrdup(p, b->newkey);
+    c->stream = apr_pstrdup(p, b->stream);
+    c->xmpp_version = apr_pstrdup(p, b->xmpp_version);
+    if (b->payload && b->payload_len) {
+        c->payload = apr_pstrmemdup(p, b->payload, b->payload_len);
+    }
+    else {
+        c->payload = "";
+        c->payload_len = 0;
+    }
+    return c;
+}
+
+static void pending_insert(xb_bosh_session_t *s, xb_request_id_t req,
+                           const xb_bosh_body_t *body, apr_time_t now)
+{
+    apr_pool_t *pool;
+    xb_pending_t *p, **at;
+
+    apr_pool_create(&pool, s->pool);
+    p = apr_pcalloc(pool, sizeof(*p));
+    p->pool = pool;
+    p->rid = body->rid;
+    p->req = req;
+    p->deadline = wait_deadline(s, now);
+    p->body = body_copy(pool, body);
+    for (at = &s->pending; *at && (*at)->rid < p->rid; at = &(*at)->next) {
+    }
+    p->next = *at;
+    *at = p;
+    s->pending_live++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Building answers */
+
+static void answer_attrs(const xb_bosh_session_t *s, uint64_t rid, xb_bosh_response_attrs_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (rid != s->creation_rid) {
+        return;
+    }
+    /* §7.2: the creation attributes go on the creation request's answer, and only there. */
+    a->creation = 1;
+    a->sid = s->sid;
+    a->wait = s->wait;
+    a->requests = s->requests;
+    a->hold = s->hold;
+    a->inactivity = s->inactivity;
+    a->polling = s->polling;
+    a->ver = s->ver;
+    a->from = s->from;
+}
+
+/* Answers the oldest held RID with everything queued and caches the answer; an orphan's
+ * answer only goes to the cache, where the client's re-send will find it. */
+static void answer_oldest(xb_bosh_session_t *s)
+{
+    xb_held_t h = held_pop(s);
+    xb_bosh_response_attrs_t attrs;
+    const xb_cached_t *c;
+    const char *payload;
+    char *body;
+    apr_size_t plen, blen;
+
+    payload = queue_take(s, s->scratch, &plen);
+    answer_attrs(s, h.rid, &attrs);
+    body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
+    c = cache_store(s, h.rid, 200, body, blen);
+    apr_pool_clear(s->scratch);
+    if (!h.req) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02013) "session %s: answer for rid %" APR_UINT64_T_FMT
+                              " kept for its re-send (request gone)",
+               s->sid, (apr_uint64_t)h.rid);
+    }
+    respond(s, h.req, c->status, c->data, c->len);
+}
+
+/* An answer outside the RID sequence: not cached (§14.3 excludes error responses). */
+static void respond_plain(xb_bosh_session_t *s, xb_request_id_t req, int recoverable)
+{
+    xb_bosh_response_attrs_t attrs;
+    char *body;
+    apr_size_t len;
+
+    memset(&attrs, 0, sizeof(attrs));
+    attrs.recoverable_error = recoverable;
+    body = xb_bosh_response_build(s->scratch, &attrs, NULL, 0, &len);
+    respond(s, req, 200, body, len);
+    apr_pool_clear(s->scratch);
+}
+
+/* §17.1: a legacy client (no `ver`) gets an HTTP error and no body for the conditions that
+ * have one; everyone else a 200 with a terminate body. */
+static void build_terminal(const xb_bosh_session_t *s, apr_pool_t *p, xb_bosh_condition_t cond,
+                           const char *payload, apr_size_t plen, int *status,
+                           const char **body, apr_size_t *len)
+{
+    xb_bosh_response_attrs_t attrs;
+    int legacy_status = xb_bosh_condition_legacy_status(cond);
+
+    if (!s->ver && legacy_status != 200) {
+        *status = legacy_status;
+        *body = "";
+        *len = 0;
+        return;
+    }
+    memset(&attrs, 0, sizeof(attrs));
+    attrs.condition = cond;
+    *status = 200;
+    *body = xb_bosh_response_build(p, &attrs, payload, plen, len);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Timers and the hold limit */
+
+static int over_hold(const xb_bosh_session_t *s)
+{
+    /* The creation request waits for the stream features even in a polling session (hold=0):
+     * XEP-0206 §4 wants them sent as soon as they are available. */
+    if (s->held_n == 1 && s->held[0].rid == s->creation_rid) {
+        return 0;
+    }
+    return s->held_n > s->hold;
+}
+
+/* Answers every held RID up to the last one whose wait ran out (older ones first: RID order). */
+static void expire_held(xb_bosh_session_t *s, apr_time_t now)
+{
+    unsigned i, due = 0;
+
+    for (i = 0; i < s->held_n; i++) {
+        if (s->held[i].deadline <= now) {
+            due = i + 1;
+        }
+    }
+    while (due--) {
+        answer_oldest(s);
+    }
+}
+
+/* An early request cannot be answered before its predecessors. At its wait it gets a
+ * recoverable error (§17.3), which asks the client to re-send it and every earlier
+ * unanswered one: exactly what fills the gap. Its body stays, to be processed in order. */
+static void expire_pending(xb_bosh_session_t *s, apr_time_t now)
+{
+    xb_pending_t *p;
+
+    for (p = s->pending; p; p = p->next) {
+        if (p->req && p->deadline <= now) {
+            xb_log(XB_LOG_MARK, XB_LOG_INFO,
+                   XBLOGNO(02010) "session %s: rid %" APR_UINT64_T_FMT
+                                  " waited for its predecessor until its wait ran out",
+                   s->sid, (apr_uint64_t)p->rid);
+            respond_plain(s, p->req, 1);
+            p->req = 0;
+            s->pending_live--;
+        }
+    }
+}
+
+/* What is due after a change: the hold limit, expired waits, and queued data for a held request
+ * (which also answers an empty rid+1 at once when rid+2 arrives, REFERENCES point 6). */
+static void answer_due(xb_bosh_session_t *s, apr_time_t now)
+{
+    while (over_hold(s)) {
+        answer_oldest(s);
+    }
+    expire_held(s, now);
+    if (s->queue_head && s->held_n) {
+        answer_oldest(s);
+    }
+}
+
+/* Inactivity (§10) counts from the moment nothing is held or in flight; any request restarts
+ * it (`activity`), since even a replay shows the client is alive. */
+static void update_idle(xb_bosh_session_t *s, apr_time_t now, int activity)
+{
+    if (s->held_n || s->pending_live) {
+        s->idle = 0;
+    }
+    else if (!s->idle || activity) {
+        s->idle = 1;
+        s->idle_since = now;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ending the session */
+
+static void flush_held(xb_bosh_session_t *s)
+{
+    while (s->held_n) {
+        answer_oldest(s);
+    }
+}
+
+static void flush_pending(xb_bosh_session_t *s)
+{
+    xb_pending_t *p;
+
+    while ((p = s->pending) != NULL) {
+        s->pending = p->next;
+        respond_plain(s, p->req, 0);
+        apr_pool_destroy(p->pool);
+    }
+    s->pending_live = 0;
+}
+
+/* Everyone still waiting gets an empty body; the stream closes; the owner may destroy us. */
+static void end_session(xb_bosh_session_t *s)
+{
+    flush_held(s);
+    flush_pending(s);
+    queue_free(s);
+    close_stream_once(s);
+    s->finished = 1;
+}
+
+/* A request the session cannot accept ends it (§14.2, §14.3): the older held requests get
+ * their answers first, then the culprit the terminal condition. */
+static void fail_request(xb_bosh_session_t *s, xb_request_id_t req, xb_bosh_condition_t cond)
+{
+    const char *body;
+    apr_size_t len;
+    int status;
+
+    flush_held(s);
+    build_terminal(s, s->scratch, cond, NULL, 0, &status, &body, &len);
+    respond(s, req, status, body, len);
+    apr_pool_clear(s->scratch);
+    end_session(s);
+}
+
+/* §13: forward the payload, answer the terminate request with type='terminate'. */
+static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
+                             const xb_bosh_body_t *body)
+{
+    char *answer;
+    apr_size_t len;
+
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02006) "session %s: client terminated the session at rid %" APR_UINT64_T_FMT,
+           s->sid, (apr_uint64_t)body->rid);
+    if (body->payload_len) {
+        s->io.send_to_server(s->baton, body->payload, body->payload_len);
+    }
+    s->rid_hi = body->rid;
+    flush_held(s);
+    answer = xb_bosh_terminate_build(s->scratch, XB_COND_NONE, &len);
+    respond(s, req, 200, answer, len);
+    apr_pool_clear(s->scratch);
+    end_session(s);
+}
+
+/* After server_closed with nobody to tell: a replay is still a replay, anything else gets the
+ * terminating answer, whatever its RID (the session is over either way). */
+static void deliver_terminal(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid)
+{
+    const xb_cached_t *c = cache_find(s, rid);
+
+    if (c) {
+        respond(s, req, c->status, c->data, c->len);
+        return;
+    }
+    respond(s, req, s->terminal_status, s->terminal, s->terminal_len);
+    end_session(s);
+}
+
+/* The oldest live request, taken out of the held slots (orphans older than it are dropped: their
+ * would-be answer is in the queue, hence in the terminating body) or else the early ones. */
+static xb_request_id_t take_oldest_live(xb_bosh_session_t *s)
+{
+    xb_pending_t *p;
+    xb_request_id_t req;
+
+    while (s->held_n) {
+        xb_held_t h = held_pop(s);
+        if (h.req) {
+            return h.req;
+        }
+    }
+    for (p = s->pending; p; p = p->next) {
+        if (p->req) {
+            req = p->req;
+            p->req = 0;
+            s->pending_live--;
+            return req;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests */
+
+/* One request in RID order. `deadline` is when its wait runs out (its arrival + wait). */
+static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
+                            const xb_bosh_body_t *body, apr_time_t deadline, apr_time_t now)
+{
+    if (is_terminate(body)) {
+        client_terminate(s, req, body);
+        return;
+    }
+    if (body->restart) {
+        /* XEP-0206 §5: the request SHOULD be empty and the CM SHOULD ignore what it holds. */
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02012) "session %s: stream restart at rid %" APR_UINT64_T_FMT, s->sid,
+               (apr_uint64_t)body->rid);
+        s->io.restart_stream(s->baton);
+    }
+    else if (body->payload_len) {
+        s->io.send_to_server(s->baton, body->payload, body->payload_len);
+    }
+    s->rid_hi = body->rid;
+    held_push(s, body->rid, req, deadline);
+    answer_due(s, now);
+}
+
+/* rid == rid_hi + 1: process it, then every early request it unblocks. */
+static void process_in_order(xb_bosh_session_t *s, xb_request_id_t req,
+                             const xb_bosh_body_t *body, apr_time_t now)
+{
+    xb_pending_t *p;
+
+    process_request(s, req, body, wait_deadline(s, now), now);
+    while (!s->finished && (p = s->pending) != NULL && p->rid == s->rid_hi + 1) {
+        s->pending = p->next;
+        if (p->req) {
+            s->pending_live--;
+        }
+        /* A live request keeps the wait it has been serving since it arrived; one that went
+         * away (or got its recoverable error) gives its re-send a whole wait to take the slot. */
+        process_request(s, p->req, p->body, p->req ? p->deadline : wait_deadline(s, now), now);
+        apr_pool_destroy(p->pool);
+    }
+}
+
+/* rid_hi + 1 < rid <= rid_hi + requests: keep it until the gap fills (§14.2). */
+static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
+                           const xb_bosh_body_t *body, apr_time_t now)
+{
+    xb_pending_t *p = pending_find_rid(s, body->rid);
+
+    if (!p) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02009) "session %s: rid %" APR_UINT64_T_FMT " arrived before rid %"
+                              APR_UINT64_T_FMT ", kept",
+               s->sid, (apr_uint64_t)body->rid, (apr_uint64_t)(s->rid_hi + 1));
+        pending_insert(s, req, body, now);
+        return;
+    }
+    /* The same early RID again: §14.3 says the older request gets a recoverable error. The
+     * content is identical by the client's contract, so the first copy stays. */
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02018) "session %s: early rid %" APR_UINT64_T_FMT " sent again",
+           s->sid, (apr_uint64_t)body->rid);
+    if (p->req) {
+        respond_plain(s, p->req, 1);
+    }
+    else {
+        s->pending_live++;
+    }
+    p->req = req;
+    p->deadline = wait_deadline(s, now);
+}
+
+/* rid <= rid_hi: a replay, a re-send of a held RID, or too old (§14.3). */
+static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid,
+                           apr_time_t now)
+{
+    const xb_cached_t *c = cache_find(s, rid);
+    xb_held_t *h;
+
+    if (c) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02002) "session %s: rid %" APR_UINT64_T_FMT " sent again, replayed",
+               s->sid, (apr_uint64_t)rid);
+        respond(s, req, c->status, c->data, c->len);
+        return;
+    }
+    h = held_find_rid(s, rid);
+    if (h) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02003) "session %s: held rid %" APR_UINT64_T_FMT " sent again%s",
+               s->sid, (apr_uint64_t)rid,
+               h->req ? ", the older request gets a recoverable error" : "");
+        /* Never echo the request back to its sender: the old one gets type='error'. */
+        if (h->req) {
+            respond_plain(s, h->req, 1);
+        }
+        h->req = req;
+        h->deadline = wait_deadline(s, now);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02005) "session %s: rid %" APR_UINT64_T_FMT " is below the window (highest %"
+                          APR_UINT64_T_FMT ") and its answer is gone: item-not-found",
+           s->sid, (apr_uint64_t)rid, (apr_uint64_t)s->rid_hi);
+    fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
+}
+
+void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
+                             const xb_bosh_body_t *body, apr_time_t now)
+{
+    const char *body_out;
+    apr_size_t len;
+    int status;
+
+    if (s->finished) {
+        /* The owner should have removed us; still, never leave a request unanswered. */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02015) "session %s: request after the session ended", s->sid);
+        build_terminal(s, s->scratch, XB_COND_ITEM_NOT_FOUND, NULL, 0, &status, &body_out, &len);
+        respond(s, req, status, body_out, len);
+        apr_pool_clear(s->scratch);
+        return;
+    }
+    if (s->terminal_pending) {
+        deliver_terminal(s, req, body->rid);
+    }
+    else if (!body->has_rid) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02016) "session %s: request without rid: bad-request", s->sid);
+        fail_request(s, req, XB_COND_BAD_REQUEST);
+    }
+    else if (body->rid <= s->rid_hi) {
+        resend_request(s, req, body->rid, now);
+    }
+    else if (body->rid - s->rid_hi > s->requests) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02004) "session %s: rid %" APR_UINT64_T_FMT " is above the window (%"
+                              APR_UINT64_T_FMT " + %u): item-not-found",
+               s->sid, (apr_uint64_t)body->rid, (apr_uint64_t)s->rid_hi, s->requests);
+        fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
+    }
+    else if (body->rid == s->rid_hi + 1) {
+        process_in_order(s, req, body, now);
+    }
+    else {
+        buffer_request(s, req, body, now);
+    }
+    update_idle(s, now, 1);
+}
+
+void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr_time_t now)
+{
+    xb_pending_t *p;
+    int i;
+
+    if (s->finished || !req) {
+        return;
+    }
+    i = held_find_req(s, req);
+    if (i >= 0) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02011) "session %s: request for held rid %" APR_UINT64_T_FMT " went away",
+               s->sid, (apr_uint64_t)s->held[i].rid);
+        s->held[i].req = 0;
+    }
+    else if ((p = pending_find_req(s, req)) != NULL) {
+        p->req = 0;
+        s->pending_live--;
+    }
+    update_idle(s, now, 0);
+}
+
+void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time_t now)
+{
+    xb_pending_t *p;
+    int i;
+
+    if (s->finished || !req) {
+        return;
+    }
+    i = held_find_req(s, req);
+    if (i >= 0) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02017) "session %s: held rid %" APR_UINT64_T_FMT " released", s->sid,
+               (apr_uint64_t)s->held[i].rid);
+        /* Older held RIDs must be answered first to keep RID order. */
+        while (i-- >= 0) {
+            answer_oldest(s);
+        }
+    }
+    else if ((p = pending_find_req(s, req)) != NULL) {
+        respond_plain(s, p->req, 1);
+        p->req = 0;
+        s->pending_live--;
+    }
+    update_idle(s, now, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Server side */
+
+void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
+                                 apr_time_t now)
+{
+    if (s->finished || s->terminal_pending) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02014) "session %s: %" APR_SIZE_T_FMT " bytes from the server after the "
+                              "end, dropped",
+               s->sid, len);
+        return;
+    }
+    if (!len) {
+        return;
+    }
+    queue_append(s, data, len);
+    if (s->held_n) {
+        answer_oldest(s);
+    }
+    update_idle(s, now, 0);
+}
+
+void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                   const char *stream_error, apr_size_t stream_error_len,
+                                   apr_time_t now)
+{
+    xb_request_id_t req;
+
+    if (s->finished || s->terminal_pending) {
+        close_stream_once(s);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->sid,
+           xb_bosh_condition_name(cond));
+    /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>. */
+    if (cond == XB_COND_REMOTE_STREAM_ERROR && stream_error && stream_error_len) {
+        queue_append(s, stream_error, stream_error_len);
+    }
+    {
+        const char *payload;
+        apr_size_t plen;
+
+        /* Built once in the session pool: it may have to wait for the next request. */
+        payload = queue_take(s, s->scratch, &plen);
+        build_terminal(s, s->pool, cond, payload, plen, &s->terminal_status, &s->terminal,
+                       &s->terminal_len);
+        apr_pool_clear(s->scratch);
+    }
+    close_stream_once(s);
+
+    req = take_oldest_live(s);
+    if (req) {
+        respond(s, req, s->terminal_status, s->terminal, s->terminal_len);
+        end_session(s);
+        return;
+    }
+    s->terminal_pending = 1;
+    update_idle(s, now, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time */
+
+void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now)
+{
+    if (s->finished) {
+        return;
+    }
+    expire_held(s, now);
+    expire_pending(s, now);
+    update_idle(s, now, 0);
+    if (s->idle && now >= s->idle_since + apr_time_from_sec(s->inactivity)) {
+        /* §10: terminate silently; a later request finds no session. */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02008) "session %s: no request for %u s, session ended", s->sid,
+               s->inactivity);
+        end_session(s);
+    }
+}
+
+static apr_time_t earlier(apr_time_t a, apr_time_t b)
+{
+    return (a == 0 || b < a) ? b : a;
+}
+
+apr_time_t xb_bosh_session_next_deadline(const xb_bosh_session_t *s)
+{
+    const xb_pending_t *p;
+    apr_time_t t = 0;
+    unsigned i;
+
+    if (s->finished) {
+        return 0;
+    }
+    for (i = 0; i < s->held_n; i++) {
+        t = earlier(t, s->held[i].deadline);
+    }
+    for (p = s->pending; p; p = p->next) {
+        if (p->req) {
+            t = earlier(t, p->deadline);
+        }
+    }
+    if (s->idle) {
+        t = earlier(t, s->idle_since + apr_time_from_sec(s->inactivity));
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Creation and queries */
+
+/* §7.1: `ver` is major.minor, compared as integers ("1.9" < "1.11"). Anything unreadable gets
+ * our own version: the client did say it is not a legacy client. */
+static const char *negotiate_ver(apr_pool_t *p, const char *client)
+{
+    unsigned long major, minor = 0;
+    char *end;
+
+    if (!apr_isdigit(client[0])) {
+        return OUR_VER;
+    }
+    major = strtoul(client, &end, 10);
+    if (*end == '.') {
+        if (!apr_isdigit(end[1])) {
+            return OUR_VER;
+        }
+        minor = strtoul(end + 1, &end, 10);
+    }
+    if (*end != '\0') {
+        return OUR_VER;
+    }
+    if (major > OUR_VER_MAJOR || (major == OUR_VER_MAJOR && minor >= OUR_VER_MINOR)) {
+        return OUR_VER;
+    }
+    return apr_psprintf(p, "%lu.%lu", major, minor);
+}
+
+static void negotiate_limits(xb_bosh_session_t *s, const xb_bosh_body_t *c,
+                             const xb_bosh_session_limits_t *limits)
+{
+    s->wait = (c->has_wait && c->wait < limits->max_wait) ? c->wait : limits->max_wait;
+    if (c->has_hold && c->hold == 0) {
+        s->hold = 0; /* a polling session (§7.1): every request is answered at once */
+    }
+    else {
+        s->hold = c->has_hold ? c->hold : 1;
+        if (s->hold > limits->max_hold) {
+            s->hold = limits->max_hold;
+        }
+        if (s->hold < 1) {
+            s->hold = 1;
+        }
+    }
+    s->requests = s->hold + 1; /* §7.2 RECOMMENDED */
+    s->inactivity = limits->inactivity;
+    s->polling = limits->polling;
+    s->max_queued_bytes = limits->max_queued_bytes;
+}
+
+xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
+                                          const xb_bosh_body_t *creation, xb_request_id_t req,
+                                          const xb_bosh_session_limits_t *limits,
+                                          const xb_bosh_io_t *io, void *baton, apr_time_t now)
+{
+    xb_bosh_session_t *s = apr_pcalloc(pool, sizeof(*s));
+
+    s->pool = pool;
+    apr_pool_create(&s->scratch, pool);
+    s->sid = apr_pstrdup(pool, sid);
+    s->from = apr_pstrdup(pool, creation->to);
+    /* A legacy client gets no `ver` back: it could not compare it with its own anyway. */
+    s->ver = creation->ver ? negotiate_ver(pool, creation->ver) : NULL;
+    s->io = *io;
+    s->baton = baton;
+    negotiate_limits(s, creation, limits);
+
+    /* hold + 1 (momentarily, before answer_due) + the creation exception of a polling session */
+    s->held_cap = s->requests + 1;
+    s->held = apr_pcalloc(pool, s->held_cap * sizeof(*s->held));
+    s->cache_cap = limits->response_cache > s->requests ? limits->response_cache : s->requests;
+    s->cache = apr_pcalloc(pool, s->cache_cap * sizeof(*s->cache));
+    apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
+
+    s->creation_rid = s->rid_hi = creation->rid;
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+           XBLOGNO(02001) "session %s created: rid %" APR_UINT64_T_FMT
+                          ", wait %u, hold %u, requests %u, ver %s",
+           s->sid, (apr_uint64_t)creation->rid, s->wait, s->hold, s->requests,
+           s->ver ? s->ver : "(legacy)");
+    if (creation->payload && creation->payload_len) {
+        s->io.send_to_server(s->baton, creation->payload, creation->payload_len);
+    }
+    held_push(s, creation->rid, req, wait_deadline(s, now));
+    update_idle(s, now, 1);
+    return s;
+}
+
+int xb_bosh_session_wants_server_data(const xb_bosh_session_t *s)
+{
+    return !s->finished && !s->terminal_pending && s->queued_bytes <= s->max_queued_bytes;
+}
+
+int xb_bosh_session_is_finished(const xb_bosh_session_t *s)
+{
+    return s->finished;
+}
+
+/* rid_lo also covers held RIDs: their re-send is valid too, so the shared table must let it
+ * through. With nothing cached or held, nothing below rid_hi + 1 can be answered. */
+void xb_bosh_session_window(const xb_bosh_session_t *s, uint64_t *rid_hi, uint64_t *rid_lo,
+                            unsigned *requests)
+{
+    uint64_t lo = s->rid_hi + 1;
+
+    if (s->cache_n && s->cache[s->cache_first].rid < lo) {
+        lo = s->cache[s->cache_first].rid;
+    }
+    if (s->held_n && s->held[0].rid < lo) {
+        lo = s->held[0].rid;
+    }
+    *rid_hi = s->rid_hi;
+    *rid_lo = lo;
+    *requests = s->requests;
+}
+
+unsigned xb_bosh_session_held_count(const xb_bosh_session_t *s)
+{
+    return s->held_n;
+}
+
+int xb_bosh_session_has_ver(const xb_bosh_session_t *s)
+{
+    return s->ver != NULL;
+}

@@ -1,0 +1,1206 @@
+/* Unit tests for the BOSH session state machine (src/xb_bosh_session.c).
+ *
+ * The io callbacks record into arrays; the tests drive the session with hand-built request
+ * bodies (no parser) and a fake clock, and assert on what was answered, sent, restarted and
+ * closed. Every test also checks that no request id is ever answered twice.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "xb_bosh_session.h"
+#include "xb_log.h"
+
+#define RID0 UINT64_C(1000)
+#define T0 apr_time_from_sec(1700000000)
+#define SEC(n) apr_time_from_sec(n)
+#define MAX_REQ_IDS (1u << 16)
+
+typedef struct answer {
+    xb_request_id_t req;
+    int status;
+    char *body; /* NUL-terminated copy */
+    apr_size_t len;
+} answer_t;
+
+typedef struct recorder {
+    answer_t *answers;
+    size_t n_answers, cap_answers;
+    char **sent;
+    size_t n_sent, cap_sent;
+    unsigned restarts;
+    unsigned closes;
+    unsigned char answered[MAX_REQ_IDS]; /* never respond twice to one request id */
+} recorder_t;
+
+typedef struct fixture {
+    apr_pool_t *pool;
+    recorder_t rec;
+    xb_bosh_session_limits_t limits;
+    xb_bosh_io_t io;
+    xb_bosh_session_t *s;
+    xb_request_id_t next_req;
+} fixture_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Recording callbacks */
+
+static char *copy_bytes(const char *data, apr_size_t len)
+{
+    char *c = malloc(len + 1);
+
+    assert_non_null(c);
+    if (len) {
+        memcpy(c, data, len);
+    }
+    c[len] = '\0';
+    return c;
+}
+
+static void rec_respond(void *baton, xb_request_id_t req, int status, const char *body,
+                        apr_size_t len)
+{
+    recorder_t *r = baton;
+    answer_t *a;
+
+    assert_true(req != 0);
+    assert_true(req < MAX_REQ_IDS);
+    if (r->answered[req]) {
+        fail_msg("request %lu answered twice", (unsigned long)req);
+    }
+    r->answered[req] = 1;
+    if (r->n_answers == r->cap_answers) {
+        r->cap_answers = r->cap_answers ? 2 * r->cap_answers : 16;
+        r->answers = realloc(r->answers, r->cap_answers * sizeof(*r->answers));
+        assert_non_null(r->answers);
+    }
+    a = &r->answers[r->n_answers++];
+    a->req = req;
+    a->status = status;
+    a->body = copy_bytes(body, len);
+    a->len = len;
+}
+
+static void rec_send(void *baton, const char *data, apr_size_t len)
+{
+    recorder_t *r = baton;
+
+    if (r->n_sent == r->cap_sent) {
+        r->cap_sent = r->cap_sent ? 2 * r->cap_sent : 16;
+        r->sent = realloc(r->sent, r->cap_sent * sizeof(*r->sent));
+        assert_non_null(r->sent);
+    }
+    r->sent[r->n_sent++] = copy_bytes(data, len);
+}
+
+static void rec_restart(void *baton)
+{
+    ((recorder_t *)baton)->restarts++;
+}
+
+static void rec_close(void *baton)
+{
+    ((recorder_t *)baton)->closes++;
+}
+
+/* Forgets what was recorded (not which ids were answered). */
+static void rec_clear(recorder_t *r)
+{
+    size_t i;
+
+    for (i = 0; i < r->n_answers; i++) {
+        free(r->answers[i].body);
+    }
+    for (i = 0; i < r->n_sent; i++) {
+        free(r->sent[i]);
+    }
+    r->n_answers = 0;
+    r->n_sent = 0;
+}
+
+static void rec_free(recorder_t *r)
+{
+    rec_clear(r);
+    free(r->answers);
+    free(r->sent);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Log: silent unless XB_TEST_LOG is set, but every message is formatted. */
+
+static void log_print(void *baton, const char *file, int line, int level, const char *msg)
+{
+    (void)baton;
+    if (getenv("XB_TEST_LOG")) {
+        fprintf(stderr, "[%d] %s:%d %s\n", level, file, line, msg);
+    }
+}
+
+static int log_is_level(void *baton, int level)
+{
+    (void)baton;
+    (void)level;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fixture and helpers */
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(apr_pool_create(&f->pool, NULL), APR_SUCCESS);
+    f->limits.max_wait = 60;
+    f->limits.max_hold = 1;
+    f->limits.inactivity = 60;
+    f->limits.polling = 2;
+    f->limits.response_cache = 5;
+    f->limits.max_queued_bytes = 1024 * 1024;
+    f->io.respond = rec_respond;
+    f->io.send_to_server = rec_send;
+    f->io.restart_stream = rec_restart;
+    f->io.close_stream = rec_close;
+    f->next_req = 1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    apr_pool_destroy(f->pool);
+    rec_free(&f->rec);
+    free(f);
+    return 0;
+}
+
+static xb_bosh_body_t make_body(uint64_t rid, const char *payload)
+{
+    xb_bosh_body_t b;
+
+    memset(&b, 0, sizeof(b));
+    b.has_rid = 1;
+    b.rid = rid;
+    b.sid = "sid-1";
+    b.payload = payload ? payload : "";
+    b.payload_len = payload ? strlen(payload) : 0;
+    b.child_count = payload && *payload ? 1 : 0;
+    return b;
+}
+
+static xb_bosh_body_t creation_body(void)
+{
+    xb_bosh_body_t b = make_body(RID0, NULL);
+
+    b.sid = NULL;
+    b.to = "example.com";
+    b.xml_lang = "en";
+    b.ver = "1.11";
+    b.has_wait = 1;
+    b.wait = 30;
+    b.has_hold = 1;
+    b.hold = 1;
+    return b;
+}
+
+static void create_with(fixture_t *f, const xb_bosh_body_t *creation, apr_time_t now)
+{
+    f->s = xb_bosh_session_create(f->pool, "sid-1", creation, f->next_req++, &f->limits, &f->io,
+                                  &f->rec, now);
+    assert_non_null(f->s);
+}
+
+static void create(fixture_t *f)
+{
+    xb_bosh_body_t c = creation_body();
+
+    create_with(f, &c, T0);
+}
+
+/* A created session whose creation request was answered with the features. */
+static void create_started(fixture_t *f)
+{
+    create(f);
+    xb_bosh_session_server_data(f->s, "<stream:features/>", 18, T0);
+    assert_int_equal(f->rec.n_answers, 1);
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+    rec_clear(&f->rec);
+}
+
+static xb_request_id_t send_body(fixture_t *f, const xb_bosh_body_t *b, apr_time_t now)
+{
+    xb_request_id_t req = f->next_req++;
+
+    xb_bosh_session_request(f->s, req, b, now);
+    return req;
+}
+
+static xb_request_id_t send_req(fixture_t *f, uint64_t rid, const char *payload, apr_time_t now)
+{
+    xb_bosh_body_t b = make_body(rid, payload);
+
+    return send_body(f, &b, now);
+}
+
+static void server(fixture_t *f, const char *data, apr_time_t now)
+{
+    xb_bosh_session_server_data(f->s, data, strlen(data), now);
+}
+
+static const answer_t *answer_for(const fixture_t *f, xb_request_id_t req)
+{
+    size_t i;
+
+    for (i = 0; i < f->rec.n_answers; i++) {
+        if (f->rec.answers[i].req == req) {
+            return &f->rec.answers[i];
+        }
+    }
+    return NULL;
+}
+
+/* A body with no children, no text: <body .../> */
+static int is_empty_body(const answer_t *a)
+{
+    return a->len > 2 && strchr(a->body + 1, '<') == NULL
+           && strcmp(a->body + a->len - 2, "/>") == 0;
+}
+
+static int is_plain(const answer_t *a)
+{
+    return a->status == 200 && strstr(a->body, "type=") == NULL
+           && strstr(a->body, "sid=") == NULL;
+}
+
+#define assert_contains(hay, needle) assert_non_null(strstr((hay), (needle)))
+#define assert_not_contains(hay, needle) assert_null(strstr((hay), (needle)))
+
+/* ------------------------------------------------------------------------------------------ */
+/* Creation */
+
+static void test_creation_held_until_features(void **state)
+{
+    fixture_t *f = *state;
+    const answer_t *a;
+
+    create(f);
+    assert_int_equal(f->rec.n_answers, 0);
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+    assert_true(xb_bosh_session_has_ver(f->s));
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(30));
+
+    server(f, "<stream:features><mechanisms/></stream:features>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_answers, 1);
+    a = answer_for(f, 1);
+    assert_non_null(a);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "sid='sid-1'");
+    assert_contains(a->body, "wait='30'");
+    assert_contains(a->body, "requests='2'");
+    assert_contains(a->body, "hold='1'");
+    assert_contains(a->body, "inactivity='60'");
+    assert_contains(a->body, "polling='2'");
+    assert_contains(a->body, "ver='1.11'");
+    assert_contains(a->body, "from='example.com'");
+    assert_contains(a->body, "xmpp:restartlogic='true'");
+    assert_contains(a->body, "><stream:features><mechanisms/></stream:features></body>");
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_creation_payload_forwarded(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+
+    c.payload = "<presence/>";
+    c.payload_len = 11;
+    create_with(f, &c, T0);
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_string_equal(f->rec.sent[0], "<presence/>");
+}
+
+static void test_creation_empty_at_wait(void **state)
+{
+    fixture_t *f = *state;
+    const answer_t *a;
+    xb_request_id_t r;
+
+    create(f);
+    xb_bosh_session_tick(f->s, T0 + SEC(29));
+    assert_int_equal(f->rec.n_answers, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(30));
+    assert_int_equal(f->rec.n_answers, 1);
+    a = answer_for(f, 1);
+    assert_contains(a->body, "sid='sid-1'");
+    assert_contains(a->body, "requests='2'");
+    assert_true(is_empty_body(a));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+
+    /* The features arrive later: queued, then given to the next request without the creation
+     * attributes. */
+    server(f, "<stream:features/>", T0 + SEC(31));
+    assert_int_equal(f->rec.n_answers, 1);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(32));
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_true(is_plain(a));
+    assert_contains(a->body, "<stream:features/></body>");
+}
+
+/* Creates a throwaway session from `c`, lets its wait run out, returns its creation answer. */
+static char *creation_answer(fixture_t *f, const xb_bosh_body_t *c, int *status)
+{
+    char *out;
+
+    create_with(f, c, T0);
+    xb_bosh_session_tick(f->s, T0 + SEC(3600));
+    assert_int_equal(f->rec.n_answers, 1);
+    out = strdup(f->rec.answers[0].body);
+    *status = f->rec.answers[0].status;
+    rec_clear(&f->rec);
+    return out;
+}
+
+static void test_negotiated_limits(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c;
+    char *body;
+    int status;
+
+    /* wait and hold above the caps */
+    c = creation_body();
+    c.wait = 300;
+    c.hold = 5;
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "wait='60'");
+    assert_contains(body, "hold='1'");
+    assert_contains(body, "requests='2'");
+    free(body);
+
+    /* neither wait nor hold sent */
+    c = creation_body();
+    c.has_wait = 0;
+    c.has_hold = 0;
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "wait='60'");
+    assert_contains(body, "hold='1'");
+    free(body);
+
+    /* below the caps: taken as asked */
+    f->limits.max_hold = 4;
+    c = creation_body();
+    c.wait = 10;
+    c.hold = 2;
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "wait='10'");
+    assert_contains(body, "hold='2'");
+    assert_contains(body, "requests='3'");
+    free(body);
+
+    /* ver compared as major.minor integers */
+    c = creation_body();
+    c.ver = "1.9";
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "ver='1.9'");
+    free(body);
+    c.ver = "1.6";
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "ver='1.6'");
+    free(body);
+    c.ver = "1.12";
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "ver='1.11'");
+    free(body);
+    c.ver = "2.0";
+    body = creation_answer(f, &c, &status);
+    assert_contains(body, "ver='1.11'");
+    free(body);
+}
+
+static void test_polling_session(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    const answer_t *a;
+    xb_request_id_t r;
+
+    c.hold = 0;
+    create_with(f, &c, T0);
+    /* The creation request still waits for the features. */
+    assert_int_equal(f->rec.n_answers, 0);
+    server(f, "<stream:features/>", T0);
+    a = answer_for(f, 1);
+    assert_contains(a->body, "hold='0'");
+    assert_contains(a->body, "requests='1'");
+
+    /* Every later request is answered at once. */
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(2));
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_true(is_empty_body(a));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Holding and answering */
+
+static void test_hold1_new_request_answers_older(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+    const answer_t *a;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    assert_int_equal(f->rec.n_answers, 0);
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+
+    r2 = send_req(f, RID0 + 2, "<message to='a@b'/>", T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_string_equal(f->rec.sent[0], "<message to='a@b'/>");
+    assert_int_equal(f->rec.n_answers, 1);
+    a = answer_for(f, r1);
+    assert_non_null(a);
+    assert_true(is_plain(a));
+    assert_true(is_empty_body(a));
+    assert_null(answer_for(f, r2));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+
+    server(f, "<message from='a@b'/>", T0 + SEC(3));
+    a = answer_for(f, r2);
+    assert_non_null(a);
+    assert_contains(a->body, "><message from='a@b'/></body>");
+}
+
+static void test_data_while_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    const answer_t *a;
+
+    create_started(f);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, "<iq type='result' id='1'/>", T0 + SEC(2));
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "><iq type='result' id='1'/></body>");
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+}
+
+static void test_data_queued_until_next_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    const answer_t *a;
+
+    create_started(f);
+    server(f, "<message id='1'/>", T0 + SEC(1));
+    server(f, "<message id='2'/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_answers, 0);
+
+    r = send_req(f, RID0 + 1, "<presence/>", T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 1);
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_contains(a->body, "><message id='1'/><message id='2'/></body>");
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+}
+
+static void test_wait_expiry(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(10));
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(40));
+    xb_bosh_session_tick(f->s, T0 + SEC(39));
+    assert_int_equal(f->rec.n_answers, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(40));
+    assert_non_null(answer_for(f, r));
+    assert_true(is_empty_body(answer_for(f, r)));
+    /* Nothing held now: the next deadline is inactivity. */
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(100));
+}
+
+static void test_hold2_data_answers_oldest(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r1, r2, r3;
+
+    f->limits.max_hold = 2;
+    c.hold = 2;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    rec_clear(&f->rec);
+
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(2));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 2);
+    assert_int_equal(f->rec.n_answers, 0);
+
+    server(f, "<message/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_answers, 1);
+    assert_contains(answer_for(f, r1)->body, "<message/>");
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+
+    /* A third request brings the held count back to 2, still within hold: nothing answered. */
+    r3 = send_req(f, RID0 + 3, NULL, T0 + SEC(4));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 2);
+    assert_null(answer_for(f, r2));
+    assert_null(answer_for(f, r3));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* RID order and window */
+
+static void test_out_of_order_processed_in_rid_order(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+
+    create_started(f);
+    r2 = send_req(f, RID0 + 2, "<b/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_int_equal(f->rec.n_answers, 0);
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+
+    r1 = send_req(f, RID0 + 1, "<a/>", T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_string_equal(f->rec.sent[0], "<a/>");
+    assert_string_equal(f->rec.sent[1], "<b/>");
+    /* REFERENCES point 6: rid+1 is answered at once because rid+2 is already there. */
+    assert_int_equal(f->rec.n_answers, 1);
+    assert_true(is_empty_body(answer_for(f, r1)));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+
+    server(f, "<message/>", T0 + SEC(3));
+    assert_contains(answer_for(f, r2)->body, "<message/>");
+}
+
+static void test_early_request_wait_gets_recoverable_error(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r2, r1, r2b;
+    const answer_t *a;
+
+    create_started(f);
+    r2 = send_req(f, RID0 + 2, "<b/>", T0 + SEC(1));
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(31));
+    xb_bosh_session_tick(f->s, T0 + SEC(31));
+    a = answer_for(f, r2);
+    assert_non_null(a);
+    assert_contains(a->body, "type='error'");
+
+    /* The gap fills: rid+2's kept body is processed too, its slot waits for the re-send. */
+    r1 = send_req(f, RID0 + 1, "<a/>", T0 + SEC(32));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_true(is_empty_body(answer_for(f, r1)));
+    r2b = send_req(f, RID0 + 2, "<b/>", T0 + SEC(33));
+    assert_int_equal(f->rec.n_sent, 2);
+    server(f, "<message/>", T0 + SEC(34));
+    assert_contains(answer_for(f, r2b)->body, "<message/>");
+}
+
+static void test_early_request_sent_twice(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r2, r2b, r1;
+
+    create_started(f);
+    r2 = send_req(f, RID0 + 2, "<b/>", T0 + SEC(1));
+    r2b = send_req(f, RID0 + 2, "<b/>", T0 + SEC(2));
+    assert_contains(answer_for(f, r2)->body, "type='error'");
+    assert_null(answer_for(f, r2b));
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 1); /* <b/> once */
+    assert_true(is_empty_body(answer_for(f, r1)));
+    server(f, "<message/>", T0 + SEC(4));
+    assert_contains(answer_for(f, r2b)->body, "<message/>");
+}
+
+static void test_out_of_window_item_not_found(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r4;
+    const answer_t *a;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r4 = send_req(f, RID0 + 4, "<x/>", T0 + SEC(2)); /* requests = 2: window ends at +3 */
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_int_equal(f->rec.n_answers, 2);
+    /* The held one first (RID order), empty; then the culprit. */
+    assert_int_equal(f->rec.answers[0].req, r1);
+    assert_true(is_plain(&f->rec.answers[0]));
+    a = &f->rec.answers[1];
+    assert_int_equal(a->req, r4);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "type='terminate'");
+    assert_contains(a->body, "condition='item-not-found'");
+    assert_int_equal(f->rec.closes, 1);
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_false(xb_bosh_session_wants_server_data(f->s));
+    assert_true(xb_bosh_session_next_deadline(f->s) == 0);
+}
+
+static void test_replay_cached_identical(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r1b, c2;
+    const answer_t *a, *b;
+    xb_bosh_body_t c = creation_body();
+
+    create(f);
+    server(f, "<stream:features/>", T0);
+    r1 = send_req(f, RID0 + 1, "<iq/>", T0 + SEC(1));
+    server(f, "<iq type='result'/>", T0 + SEC(2));
+    r1b = send_req(f, RID0 + 1, "<iq/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 1); /* the replayed request is not forwarded again */
+    a = answer_for(f, r1);
+    b = answer_for(f, r1b);
+    assert_non_null(b);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->body, b->body, a->len);
+
+    /* The creation answer, creation attributes and all, replays the same way. */
+    c.sid = "sid-1";
+    c2 = send_body(f, &c, T0 + SEC(4));
+    assert_string_equal(answer_for(f, c2)->body, answer_for(f, 1)->body);
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_replay_below_cache_item_not_found(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    uint64_t hi, lo, rid;
+    unsigned requests;
+
+    create_started(f);
+    for (rid = RID0 + 1; rid <= RID0 + 10; rid++) {
+        send_req(f, rid, NULL, T0 + SEC(1));
+        server(f, "<m/>", T0 + SEC(1));
+    }
+    xb_bosh_session_window(f->s, &hi, &lo, &requests);
+    assert_true(hi == RID0 + 10);
+    assert_true(lo == RID0 + 6); /* response_cache = 5 */
+    assert_int_equal(requests, 2);
+
+    r = send_req(f, RID0 + 6, NULL, T0 + SEC(2)); /* still cached */
+    assert_contains(answer_for(f, r)->body, "<m/>");
+    assert_false(xb_bosh_session_is_finished(f->s));
+
+    r = send_req(f, RID0 + 5, NULL, T0 + SEC(2)); /* evicted */
+    assert_contains(answer_for(f, r)->body, "condition='item-not-found'");
+    assert_int_equal(f->rec.closes, 1);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_resend_of_held_rid(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r1b;
+    const answer_t *a;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, "<a/>", T0 + SEC(1));
+    r1b = send_req(f, RID0 + 1, "<a/>", T0 + SEC(40));
+    assert_int_equal(f->rec.n_sent, 1);
+    a = answer_for(f, r1);
+    assert_non_null(a);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "type='error'");
+    assert_not_contains(a->body, "terminate");
+    assert_null(answer_for(f, r1b));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+    /* The re-send's own wait counts from its arrival. */
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(70));
+
+    server(f, "<message/>", T0 + SEC(41));
+    assert_contains(answer_for(f, r1b)->body, "<message/>");
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_resend_after_request_gone(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r1b, r2, r2b;
+
+    create_started(f);
+    /* The answer falls due while the request is gone: it is cached, the re-send replays it. */
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(2));
+    server(f, "<message id='lost'/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_answers, 0);
+    r1b = send_req(f, RID0 + 1, NULL, T0 + SEC(4));
+    assert_contains(answer_for(f, r1b)->body, "<message id='lost'/>");
+
+    /* The re-send comes before any data: it takes the held slot. */
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(5));
+    xb_bosh_session_request_gone(f->s, r2, T0 + SEC(6));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+    r2b = send_req(f, RID0 + 2, NULL, T0 + SEC(7));
+    assert_null(answer_for(f, r2));
+    assert_null(answer_for(f, r2b));
+    server(f, "<message id='2'/>", T0 + SEC(8));
+    assert_null(answer_for(f, r2));
+    assert_contains(answer_for(f, r2b)->body, "<message id='2'/>");
+}
+
+static void test_release(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_release(f->s, r1, T0 + SEC(2));
+    assert_true(is_empty_body(answer_for(f, r1)));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+    /* Released and answered: a later gone/release for it is ignored. */
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(3));
+    xb_bosh_session_release(f->s, r1, T0 + SEC(3));
+    assert_int_equal(f->rec.n_answers, 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Restart and terminate */
+
+static void test_restart(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t b;
+    xb_request_id_t r;
+
+    create_started(f);
+    b = make_body(RID0 + 1, "<ignored/>");
+    b.restart = 1;
+    b.to = "example.com";
+    r = send_body(f, &b, T0 + SEC(1));
+    assert_int_equal(f->rec.restarts, 1);
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+    server(f, "<stream:features><bind/></stream:features>", T0 + SEC(2));
+    assert_contains(answer_for(f, r)->body, "<stream:features><bind/></stream:features>");
+}
+
+static void test_client_terminate(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t b;
+    xb_request_id_t r1, r2;
+    const answer_t *a;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    b = make_body(RID0 + 2, "<presence type='unavailable'/>");
+    b.type = "terminate";
+    r2 = send_body(f, &b, T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_string_equal(f->rec.sent[0], "<presence type='unavailable'/>");
+    assert_int_equal(f->rec.n_answers, 2);
+    assert_int_equal(f->rec.answers[0].req, r1);
+    assert_true(is_empty_body(&f->rec.answers[0]));
+    a = &f->rec.answers[1];
+    assert_int_equal(a->req, r2);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "type='terminate'");
+    assert_not_contains(a->body, "condition=");
+    assert_int_equal(f->rec.closes, 1);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inactivity and server close */
+
+static void test_inactivity(void **state)
+{
+    fixture_t *f = *state;
+
+    create(f);
+    server(f, "<stream:features/>", T0 + SEC(1));
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(61));
+    xb_bosh_session_tick(f->s, T0 + SEC(60));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(61));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.n_answers, 1); /* only the creation answer: terminated silently */
+    assert_true(xb_bosh_session_next_deadline(f->s) == 0);
+}
+
+static void test_inactivity_restarts_with_each_request(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(50));
+    xb_bosh_session_tick(f->s, T0 + SEC(80)); /* wait ends: answered, idle from here */
+    assert_int_equal(f->rec.n_answers, 1);
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(140));
+    xb_bosh_session_tick(f->s, T0 + SEC(139));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    xb_bosh_session_tick(f->s, T0 + SEC(140));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_server_closed_with_held_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+    const answer_t *a;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(2));
+    a = answer_for(f, r1);
+    assert_non_null(a);
+    assert_int_equal(a->status, 200);
+    assert_contains(a->body, "type='terminate'");
+    assert_contains(a->body, "condition='remote-connection-failed'");
+    assert_int_equal(f->rec.closes, 1);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_server_closed_two_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r1, r2;
+
+    f->limits.max_hold = 2;
+    c.hold = 2;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    rec_clear(&f->rec);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_SYSTEM_SHUTDOWN, NULL, 0, T0 + SEC(2));
+    assert_int_equal(f->rec.n_answers, 2);
+    assert_int_equal(f->rec.answers[0].req, r1);
+    assert_contains(f->rec.answers[0].body, "condition='system-shutdown'");
+    assert_int_equal(f->rec.answers[1].req, r2);
+    assert_true(is_empty_body(&f->rec.answers[1]));
+    assert_true(is_plain(&f->rec.answers[1]));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_server_closed_nobody_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    const answer_t *a;
+
+    create_started(f);
+    server(f, "<message id='q'/>", T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_SYSTEM_SHUTDOWN, NULL, 0, T0 + SEC(2));
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.n_answers, 0);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_false(xb_bosh_session_wants_server_data(f->s));
+    /* A second close report changes nothing and closes nothing twice. */
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(2));
+    assert_int_equal(f->rec.closes, 1);
+
+    r = send_req(f, RID0 + 1, "<message/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 0); /* the stream is gone */
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_contains(a->body, "condition='system-shutdown'");
+    assert_contains(a->body, "><message id='q'/></body>");
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 1);
+}
+
+static void test_server_closed_nobody_then_inactivity(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    /* Idle since the creation answer at T0; the stream ending is no client activity. */
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(1));
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(60));
+    xb_bosh_session_tick(f->s, T0 + SEC(59));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    xb_bosh_session_tick(f->s, T0 + SEC(60));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.n_answers, 0);
+}
+
+static const char stream_error[] =
+    "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>";
+
+static void test_remote_stream_error_queued(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    const char *m, *e;
+    const answer_t *a;
+
+    create_started(f);
+    server(f, "<message>hi</message>", T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_STREAM_ERROR, stream_error,
+                                  strlen(stream_error), T0 + SEC(2));
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    a = answer_for(f, r);
+    assert_contains(a->body, "condition='remote-stream-error'");
+    assert_contains(a->body, "xmlns:stream='http://etherx.jabber.org/streams'");
+    m = strstr(a->body, "<message>hi</message>");
+    e = strstr(a->body, stream_error);
+    assert_non_null(m);
+    assert_non_null(e);
+    assert_true(m < e);
+    assert_contains(a->body, "</stream:error></body>");
+}
+
+static void test_remote_stream_error_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    const answer_t *a;
+
+    create_started(f);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_STREAM_ERROR, stream_error,
+                                  strlen(stream_error), T0 + SEC(2));
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_contains(a->body, "condition='remote-stream-error'");
+    assert_contains(a->body, stream_error);
+    assert_int_equal(f->rec.closes, 1);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Legacy clients, backpressure, memory */
+
+static void test_legacy_client_http_404(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r1, r9;
+    const answer_t *a;
+
+    c.ver = NULL;
+    create_with(f, &c, T0);
+    assert_false(xb_bosh_session_has_ver(f->s));
+    server(f, "<stream:features/>", T0);
+    a = answer_for(f, 1);
+    assert_int_equal(a->status, 200);
+    assert_not_contains(a->body, "ver=");
+
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r9 = send_req(f, RID0 + 9, NULL, T0 + SEC(2));
+    assert_int_equal(answer_for(f, r1)->status, 200);
+    a = answer_for(f, r9);
+    assert_non_null(a);
+    assert_int_equal(a->status, 404);
+    assert_int_equal(a->len, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_legacy_client_server_condition_is_200(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r1;
+
+    c.ver = NULL;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(2));
+    assert_int_equal(answer_for(f, r1)->status, 200);
+    assert_contains(answer_for(f, r1)->body, "condition='remote-connection-failed'");
+}
+
+static void test_request_without_rid_bad_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body(), b;
+    xb_request_id_t r;
+
+    c.ver = NULL; /* legacy: HTTP 400, no body */
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    b = make_body(0, NULL);
+    b.has_rid = 0;
+    r = send_body(f, &b, T0 + SEC(1));
+    assert_int_equal(answer_for(f, r)->status, 400);
+    assert_int_equal(answer_for(f, r)->len, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 1);
+}
+
+static void test_backpressure(void **state)
+{
+    fixture_t *f = *state;
+    char chunk[61];
+    xb_request_id_t r;
+
+    f->limits.max_queued_bytes = 100;
+    create_started(f);
+    memset(chunk, 'x', 60);
+    chunk[0] = '<';
+    chunk[58] = '/';
+    chunk[59] = '>';
+    chunk[60] = '\0';
+    assert_true(xb_bosh_session_wants_server_data(f->s));
+    server(f, chunk, T0 + SEC(1));
+    assert_true(xb_bosh_session_wants_server_data(f->s)); /* 60 <= 100 */
+    server(f, chunk, T0 + SEC(1));
+    assert_false(xb_bosh_session_wants_server_data(f->s)); /* 120 > 100 */
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(2));
+    assert_int_equal(answer_for(f, r)->len > 120, 1);
+    assert_true(xb_bosh_session_wants_server_data(f->s));
+}
+
+static void test_request_after_finish(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    xb_bosh_session_tick(f->s, T0 + SEC(3600));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    r = send_req(f, RID0 + 1, "<message/>", T0 + SEC(3601));
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_contains(answer_for(f, r)->body, "condition='item-not-found'");
+    server(f, "<message/>", T0 + SEC(3602));
+    assert_int_equal(f->rec.n_answers, 1);
+    assert_int_equal(f->rec.closes, 1);
+}
+
+/* 10,000 RIDs with data both ways, with re-sends and out-of-order pairs mixed in: the heap must
+ * not grow after warm-up (the cache and the queue free what they drop). */
+static void test_long_run_memory_bounded(void **state)
+{
+    fixture_t *f = *state;
+    size_t before = 0, after;
+    uint64_t rid = RID0 + 1, hi, lo;
+    unsigned requests, i;
+    xb_request_id_t r;
+
+    create_started(f);
+    for (i = 0; i < 10000; i++) {
+        apr_time_t now = T0 + SEC(1) + i;
+
+        if (i % 7 == 3) {
+            /* rid+1 and rid+2 cross on the wire */
+            send_req(f, rid + 1, "<message>b</message>", now);
+            send_req(f, rid, "<message>a</message>", now);
+            server(f, "<message from='x'>reply</message>", now);
+            rid += 2;
+        }
+        else {
+            r = send_req(f, rid, "<message>hello</message>", now);
+            server(f, "<message from='x'>a reply of some length</message>", now);
+            if (i % 5 == 1) {
+                xb_request_id_t again = send_req(f, rid, "<message>hello</message>", now);
+                assert_string_equal(answer_for(f, again)->body, answer_for(f, r)->body);
+            }
+            rid++;
+        }
+        assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+        rec_clear(&f->rec);
+        if (f->next_req > MAX_REQ_IDS - 8) {
+            memset(f->rec.answered, 0, sizeof(f->rec.answered));
+            f->next_req = 2;
+        }
+        if (i == 1000) {
+            before = mallinfo2().uordblks;
+        }
+    }
+    after = mallinfo2().uordblks;
+    assert_false(xb_bosh_session_is_finished(f->s));
+    xb_bosh_session_window(f->s, &hi, &lo, &requests);
+    assert_true(hi == rid - 1);
+    assert_true(hi - lo + 1 == 5); /* exactly response_cache answers kept */
+    if (after > before + 16 * 1024) {
+        fail_msg("heap grew from %zu to %zu bytes over 9,000 RIDs", before, after);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    apr_initialize();
+    xb_log_bind(log_print, log_is_level, NULL);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    apr_terminate();
+    return 0;
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_creation_held_until_features),
+        T(test_creation_payload_forwarded),
+        T(test_creation_empty_at_wait),
+        T(test_negotiated_limits),
+        T(test_polling_session),
+        T(test_hold1_new_request_answers_older),
+        T(test_data_while_held),
+        T(test_data_queued_until_next_request),
+        T(test_wait_expiry),
+        T(test_hold2_data_answers_oldest),
+        T(test_out_of_order_processed_in_rid_order),
+        T(test_early_request_wait_gets_recoverable_error),
+        T(test_early_request_sent_twice),
+        T(test_out_of_window_item_not_found),
+        T(test_replay_cached_identical),
+        T(test_replay_below_cache_item_not_found),
+        T(test_resend_of_held_rid),
+        T(test_resend_after_request_gone),
+        T(test_release),
+        T(test_restart),
+        T(test_client_terminate),
+        T(test_inactivity),
+        T(test_inactivity_restarts_with_each_request),
+        T(test_server_closed_with_held_request),
+        T(test_server_closed_two_held),
+        T(test_server_closed_nobody_held),
+        T(test_server_closed_nobody_then_inactivity),
+        T(test_remote_stream_error_queued),
+        T(test_remote_stream_error_held),
+        T(test_legacy_client_http_404),
+        T(test_legacy_client_server_condition_is_200),
+        T(test_request_without_rid_bad_request),
+        T(test_backpressure),
+        T(test_request_after_finish),
+        T(test_long_run_memory_bounded),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
