@@ -3,7 +3,8 @@
  *
  * Payload children are never re-serialised: the parser hands back the raw bytes of each
  * top-level child, adding xmlns='jabber:client' to a child start tag that has no default
- * namespace declaration of its own (it would otherwise inherit the httpbind namespace).
+ * namespace declaration of its own (it would otherwise inherit the httpbind namespace), and
+ * copying onto a child any prefix declaration it uses that only <body/> carries.
  */
 #ifndef XB_BOSH_BODY_H
 #define XB_BOSH_BODY_H

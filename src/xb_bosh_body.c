@@ -1,0 +1,762 @@
+/* BOSH <body/> wrapper: request parsing and response building (see xb_bosh_body.h).
+ *
+ * The request parser is expat in namespace mode, fed the whole request at once. It never
+ * rebuilds the payload from events: for each top-level child it records the byte range of the
+ * child in the input and copies those bytes, so what the client sent is what the XMPP server
+ * gets (attribute order, quoting, character references and all).
+ *
+ * Everything a hostile client could use to make the parser do work out of proportion to the
+ * request (DTDs, entity declarations) stops the parser at the first event; comments and
+ * processing instructions are refused because XEP-0124 §6 forbids them and the payload bytes
+ * would otherwise carry them to the XMPP server.
+ */
+#include <stddef.h>
+#include <string.h>
+#include <limits.h>
+#include <strings.h>
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+#include <expat.h>
+
+#include "xb_bosh_body.h"
+
+/* Separates namespace URI, local name and prefix in expat's expanded names ("uri SEP local
+ * SEP prefix"; "uri SEP local" when unprefixed; "local" in no namespace). U+0001 is not an
+ * XML 1.0 character, so it can never be part of a URI or a name. */
+#define NS_SEP '\x01'
+#define NS_SEP_STR "\x01"
+
+#define XML_NS "http://www.w3.org/XML/1998/namespace"
+
+/* Nesting allowed when the caller passes no limits: XMPP stanzas rarely go past 6 levels. */
+#define DEFAULT_MAX_DEPTH 32
+
+/* ------------------------------------------------------------------------------------------ */
+/* Conditions */
+
+static const char *const condition_names[] = {
+    "",
+    "bad-request",
+    "host-gone",
+    "host-unknown",
+    "improper-addressing",
+    "internal-server-error",
+    "item-not-found",
+    "other-request",
+    "policy-violation",
+    "remote-connection-failed",
+    "remote-stream-error",
+    "see-other-uri",
+    "system-shutdown",
+    "undefined-condition",
+};
+
+const char *xb_bosh_condition_name(xb_bosh_condition_t cond)
+{
+    if ((unsigned)cond >= sizeof(condition_names) / sizeof(condition_names[0])) {
+        /* An out-of-range value is a caller bug; say something the client can act on. */
+        return "undefined-condition";
+    }
+    return condition_names[cond];
+}
+
+int xb_bosh_condition_legacy_status(xb_bosh_condition_t cond)
+{
+    switch (cond) {
+    case XB_COND_BAD_REQUEST:
+        return 400;
+    case XB_COND_POLICY_VIOLATION:
+        return 403;
+    case XB_COND_ITEM_NOT_FOUND:
+        return 404;
+    default:
+        return 200;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Escaping */
+
+const char *xb_xml_escape(apr_pool_t *p, const char *s)
+{
+    apr_size_t extra = 0;
+    const char *in;
+    char *out, *o;
+
+    if (!s) {
+        return "";
+    }
+    for (in = s; *in; in++) {
+        switch (*in) {
+        case '&':
+            extra += 4; /* &amp; */
+            break;
+        case '<':
+        case '>':
+            extra += 3; /* &lt; &gt; */
+            break;
+        case '\'':
+        case '"':
+            extra += 5; /* &apos; &quot; */
+            break;
+        default:
+            break;
+        }
+    }
+    out = apr_palloc(p, (apr_size_t)(in - s) + extra + 1);
+    for (in = s, o = out; *in; in++) {
+        const char *rep;
+        switch (*in) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '\'': rep = "&apos;"; break;
+        case '"': rep = "&quot;"; break;
+        default:
+            *o++ = *in;
+            continue;
+        }
+        memcpy(o, rep, strlen(rep));
+        o += strlen(rep);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Request parsing */
+
+/* One top-level child: its bytes in the input, and the namespace declarations to insert after
+ * its name so that it stands on its own outside <body/>. */
+typedef struct {
+    apr_size_t start;     /* offset of '<' */
+    apr_size_t name_end;  /* offset just past the element name */
+    apr_size_t end;       /* offset just past the end tag or "/>" */
+    const char *insert;   /* " xmlns='...' xmlns:p='...'", or "" */
+    apr_hash_t *prefixes; /* prefixes its start tag declares, its own or inserted */
+} child_range_t;
+
+typedef struct {
+    apr_pool_t *p;
+    XML_Parser parser;
+    const char *data;
+    apr_size_t len;
+    apr_size_t max_depth;
+    apr_size_t depth;          /* 0 outside <body/>, 1 inside it, 2 inside a child... */
+    int child_declares_default; /* the element about to start declares a default xmlns */
+    apr_hash_t *pending_prefixes; /* prefixes it declares (NULL: none) */
+    apr_hash_t *body_prefixes;  /* prefix -> URI declared on <body/> */
+    xb_bosh_body_status_t status;
+    const char *errmsg;
+    xb_bosh_body_t *body;
+    apr_array_header_t *children; /* of child_range_t */
+    child_range_t *open_child;    /* the top-level child being parsed */
+} parse_ctx_t;
+
+/* Records the first failure and stops expat; later events are ignored (expat may still
+ * deliver a few after XML_StopParser). */
+static void fail(parse_ctx_t *ctx, xb_bosh_body_status_t status, const char *msg)
+{
+    if (ctx->status != XB_BODY_OK) {
+        return;
+    }
+    ctx->status = status;
+    ctx->errmsg = msg;
+    XML_StopParser(ctx->parser, XML_FALSE);
+}
+
+/* Unsigned decimal, digits only (no sign, no space, not empty), at most `max`. */
+static int parse_decimal(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        unsigned d;
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+        d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10) {
+            return 0;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* True when expanded name `name` is `want` ("uri SEP local" or "local"), whatever prefix the
+ * client chose. */
+static int name_is(const XML_Char *name, const char *want)
+{
+    size_t n = strlen(want);
+
+    return !strncmp(name, want, n) && (name[n] == '\0' || name[n] == NS_SEP);
+}
+
+/* The prefix of an expanded name, or NULL when it has none. */
+static const char *name_prefix(const XML_Char *name)
+{
+    const char *sep = strchr(name, NS_SEP);
+
+    sep = sep ? strchr(sep + 1, NS_SEP) : NULL;
+    return sep ? sep + 1 : NULL;
+}
+
+/* Attributes kept as strings, by expanded name. */
+static const struct {
+    const char *name;
+    size_t offset;
+} string_attrs[] = {
+    { "sid", offsetof(xb_bosh_body_t, sid) },
+    { "to", offsetof(xb_bosh_body_t, to) },
+    { "from", offsetof(xb_bosh_body_t, from) },
+    { "route", offsetof(xb_bosh_body_t, route) },
+    { XML_NS NS_SEP_STR "lang", offsetof(xb_bosh_body_t, xml_lang) },
+    { "ver", offsetof(xb_bosh_body_t, ver) },
+    { "content", offsetof(xb_bosh_body_t, content) },
+    { "key", offsetof(xb_bosh_body_t, key) },
+    { "newkey", offsetof(xb_bosh_body_t, newkey) },
+    { "stream", offsetof(xb_bosh_body_t, stream) },
+    { XB_XBOSH_NS NS_SEP_STR "version", offsetof(xb_bosh_body_t, xmpp_version) },
+};
+
+static int set_string_attr(parse_ctx_t *ctx, const char *name, const char *value)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(string_attrs) / sizeof(string_attrs[0]); i++) {
+        if (name_is(name, string_attrs[i].name)) {
+            const char **field = (const char **)((char *)ctx->body + string_attrs[i].offset);
+            *field = apr_pstrdup(ctx->p, value);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An unsigned numeric attribute into *has / *out; fails the parse when it is no number. */
+static void set_unsigned_attr(parse_ctx_t *ctx, const char *value, int *has, unsigned *out,
+                              const char *errmsg)
+{
+    uint64_t v;
+
+    if (!parse_decimal(value, UINT_MAX, &v)) {
+        fail(ctx, XB_BODY_BAD_ATTRIBUTE, errmsg);
+        return;
+    }
+    *has = 1;
+    *out = (unsigned)v;
+}
+
+static void set_body_attr(parse_ctx_t *ctx, const char *name, const char *value)
+{
+    xb_bosh_body_t *b = ctx->body;
+
+    if (set_string_attr(ctx, name, value)) {
+        return;
+    }
+    if (name_is(name, "rid")) {
+        if (!parse_decimal(value, XB_BOSH_RID_MAX, &b->rid) || b->rid == 0) {
+            fail(ctx, XB_BODY_BAD_ATTRIBUTE, "rid attribute is not a positive integer "
+                                             "up to 2^53-1");
+            return;
+        }
+        b->has_rid = 1;
+    }
+    else if (name_is(name, "ack")) {
+        /* The client acks one of its own rids, so the same bound applies. */
+        if (!parse_decimal(value, XB_BOSH_RID_MAX, &b->ack)) {
+            fail(ctx, XB_BODY_BAD_ATTRIBUTE, "ack attribute is not an unsigned integer "
+                                             "up to 2^53-1");
+            return;
+        }
+        b->has_ack = 1;
+    }
+    else if (name_is(name, "wait")) {
+        set_unsigned_attr(ctx, value, &b->has_wait, &b->wait,
+                          "wait attribute is not an unsigned integer");
+    }
+    else if (name_is(name, "hold")) {
+        set_unsigned_attr(ctx, value, &b->has_hold, &b->hold,
+                          "hold attribute is not an unsigned integer");
+    }
+    else if (name_is(name, "pause")) {
+        set_unsigned_attr(ctx, value, &b->has_pause, &b->pause,
+                          "pause attribute is not an unsigned integer");
+    }
+    else if (name_is(name, "type")) {
+        /* The header promises "terminate" or NULL; other types mean nothing in a request. */
+        if (!strcmp(value, "terminate")) {
+            b->type = "terminate";
+        }
+    }
+    else if (name_is(name, XB_XBOSH_NS NS_SEP_STR "restart")) {
+        b->restart = !strcmp(value, "true") || !strcmp(value, "1");
+    }
+    /* Anything else is ignored (XEP-0124 lets future versions add attributes). */
+}
+
+static void start_body(parse_ctx_t *ctx, const XML_Char *name, const XML_Char **atts)
+{
+    int i;
+
+    if (!name_is(name, XB_BOSH_NS NS_SEP_STR "body")) {
+        fail(ctx, XB_BODY_NOT_BODY, "root element is not <body/> in the httpbind namespace");
+        return;
+    }
+    for (i = 0; atts[i] && ctx->status == XB_BODY_OK; i += 2) {
+        set_body_attr(ctx, atts[i], atts[i + 1]);
+    }
+    if (ctx->status == XB_BODY_OK && !ctx->body->has_rid) {
+        fail(ctx, XB_BODY_BAD_ATTRIBUTE, "rid attribute missing");
+    }
+}
+
+/* Current event's byte offset in the input, or the input length if expat has none. */
+static apr_size_t event_offset(parse_ctx_t *ctx)
+{
+    XML_Index idx = XML_GetCurrentByteIndex(ctx->parser);
+
+    if (idx < 0 || (apr_size_t)idx > ctx->len) {
+        return ctx->len;
+    }
+    return (apr_size_t)idx;
+}
+
+static int is_name_end(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '/' || c == '>';
+}
+
+/* The namespace a top-level child without prefix or default declaration inherits from
+ * <body/>, as it must be spelt out on the copy. */
+static const char *inherited_ns(parse_ctx_t *ctx, const XML_Char *name)
+{
+    const char *sep = strchr(name, NS_SEP);
+
+    /* For every real client that is the httpbind namespace (or none), and the stanza belongs
+     * in jabber:client. A body that is itself prefixed may declare some other default: keep
+     * that one. */
+    if (!sep || !strncmp(name, XB_BOSH_NS NS_SEP_STR, sizeof(XB_BOSH_NS))) {
+        return XB_CLIENT_NS;
+    }
+    return xb_xml_escape(ctx->p, apr_pstrndup(ctx->p, name, (apr_size_t)(sep - name)));
+}
+
+/* A child of <body/> starts: remember where its bytes begin and whether its start tag needs
+ * a default namespace declaration to stand on its own. */
+static void start_child(parse_ctx_t *ctx, const XML_Char *name, int declares_default,
+                        apr_hash_t *own_prefixes)
+{
+    child_range_t *c = apr_array_push(ctx->children);
+    apr_size_t i;
+    int prefixed = 0;
+
+    c->start = event_offset(ctx);
+    for (i = c->start + 1; i < ctx->len && !is_name_end(ctx->data[i]); i++) {
+        if (ctx->data[i] == ':') {
+            prefixed = 1;
+        }
+    }
+    c->name_end = i;
+    c->end = c->start;
+    c->insert = "";
+    c->prefixes = own_prefixes ? own_prefixes : apr_hash_make(ctx->p);
+    ctx->open_child = c;
+
+    if (!prefixed && !declares_default) {
+        c->insert = apr_pstrcat(ctx->p, " xmlns='", inherited_ns(ctx, name), "'", NULL);
+    }
+}
+
+/* An element or attribute inside a child uses a prefix: if <body/> declared it, copy the
+ * declaration onto the child's start tag, or the forwarded bytes would carry an unbound
+ * prefix. A declaration nearer the use shadows the copy, so adding it is always safe. */
+static void need_prefix(parse_ctx_t *ctx, const XML_Char *name)
+{
+    child_range_t *c = ctx->open_child;
+    const char *prefix = name_prefix(name);
+    const char *uri;
+
+    if (!prefix || !c || apr_hash_get(c->prefixes, prefix, APR_HASH_KEY_STRING)) {
+        return;
+    }
+    uri = apr_hash_get(ctx->body_prefixes, prefix, APR_HASH_KEY_STRING);
+    if (!uri) {
+        return; /* declared inside the child itself */
+    }
+    prefix = apr_pstrdup(ctx->p, prefix);
+    apr_hash_set(c->prefixes, prefix, APR_HASH_KEY_STRING, prefix);
+    c->insert = apr_pstrcat(ctx->p, c->insert, " xmlns:", prefix, "='", xb_xml_escape(ctx->p, uri),
+                            "'", NULL);
+}
+
+static void start_inside_child(parse_ctx_t *ctx, const XML_Char *name, const XML_Char **atts)
+{
+    int i;
+
+    if (apr_hash_count(ctx->body_prefixes) == 0) {
+        return; /* the common case: nothing to inherit */
+    }
+    need_prefix(ctx, name);
+    for (i = 0; atts[i]; i += 2) {
+        need_prefix(ctx, atts[i]);
+    }
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    parse_ctx_t *ctx = ud;
+    int declares_default = ctx->child_declares_default;
+    apr_hash_t *own_prefixes = ctx->pending_prefixes;
+
+    /* They belonged to this element only. */
+    ctx->child_declares_default = 0;
+    ctx->pending_prefixes = NULL;
+    if (ctx->status != XB_BODY_OK) {
+        return;
+    }
+    if (ctx->depth == 0) {
+        start_body(ctx, name, atts);
+    }
+    else if (ctx->depth > ctx->max_depth) {
+        /* This element would sit at nesting level `depth` inside <body/>. */
+        fail(ctx, XB_BODY_TOO_DEEP, "elements nested too deep");
+        return;
+    }
+    else {
+        if (ctx->depth == 1) {
+            start_child(ctx, name, declares_default, own_prefixes);
+            ctx->body->child_count++;
+        }
+        start_inside_child(ctx, name, atts);
+    }
+    ctx->depth++;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    parse_ctx_t *ctx = ud;
+
+    (void)name;
+    if (ctx->status != XB_BODY_OK || ctx->depth == 0) {
+        return;
+    }
+    ctx->depth--;
+    if (ctx->depth == 1 && ctx->open_child) {
+        /* For "</a>" the event is the end tag; for "<a/>" expat reports the end event at the
+         * offset just past the tag with a count of 0. index + count is the end either way. */
+        apr_size_t end = event_offset(ctx) + (apr_size_t)XML_GetCurrentByteCount(ctx->parser);
+        ctx->open_child->end = end > ctx->len ? ctx->len : end;
+        ctx->open_child = NULL;
+    }
+}
+
+/* Fires just before the start event of the element carrying the declaration. */
+static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    parse_ctx_t *ctx = ud;
+
+    if (ctx->status != XB_BODY_OK) {
+        return;
+    }
+    if (!prefix) {
+        ctx->child_declares_default = 1;
+    }
+    else if (ctx->depth == 0 && uri) {
+        apr_hash_set(ctx->body_prefixes, apr_pstrdup(ctx->p, prefix), APR_HASH_KEY_STRING,
+                     apr_pstrdup(ctx->p, uri));
+    }
+    else if (ctx->depth == 1) {
+        /* On a top-level child's own start tag: never insert a second declaration of it. */
+        if (!ctx->pending_prefixes) {
+            ctx->pending_prefixes = apr_hash_make(ctx->p);
+        }
+        prefix = apr_pstrdup(ctx->p, prefix);
+        apr_hash_set(ctx->pending_prefixes, prefix, APR_HASH_KEY_STRING, prefix);
+    }
+}
+
+static int is_xml_space(const XML_Char *s, int len)
+{
+    int i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void XMLCALL on_chardata(void *ud, const XML_Char *s, int len)
+{
+    parse_ctx_t *ctx = ud;
+
+    /* Inside a child it is payload (copied from the raw bytes); between children only
+     * whitespace may appear (XEP-0124 §6). */
+    if (ctx->status == XB_BODY_OK && ctx->depth == 1 && !is_xml_space(s, len)) {
+        fail(ctx, XB_BODY_MALFORMED, "character data at body level");
+    }
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    /* Stop before any declaration inside the DTD is read: no entity is ever defined, so no
+     * expansion (billion laughs, external entities) can happen. */
+    fail(ud, XB_BODY_FORBIDDEN, "DOCTYPE not allowed");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name;
+    (void)is_param;
+    (void)value;
+    (void)value_len;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    /* Unreachable while on_doctype stops the parser; kept as a second line of defence. */
+    fail(ud, XB_BODY_FORBIDDEN, "entity declaration not allowed");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    (void)target;
+    (void)data;
+    fail(ud, XB_BODY_FORBIDDEN, "processing instruction not allowed");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+    (void)data;
+    fail(ud, XB_BODY_FORBIDDEN, "comment not allowed");
+}
+
+static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
+                                int standalone)
+{
+    (void)version;
+    (void)standalone;
+    /* The parser reads the input as UTF-8 whatever it declares, and the payload bytes go to the
+     * XMPP server (UTF-8 only, RFC 6120 §11.6) untouched: a body declaring another encoding
+     * would be misread. */
+    if (encoding && strcasecmp(encoding, "UTF-8") != 0) {
+        fail(ud, XB_BODY_MALFORMED, "encoding is not UTF-8");
+    }
+}
+
+static void setup_parser(parse_ctx_t *ctx)
+{
+    XML_Parser xp = ctx->parser;
+
+    XML_SetUserData(xp, ctx);
+    XML_SetElementHandler(xp, on_start, on_end);
+    XML_SetStartNamespaceDeclHandler(xp, on_ns_start);
+    XML_SetCharacterDataHandler(xp, on_chardata);
+    XML_SetStartDoctypeDeclHandler(xp, on_doctype);
+    XML_SetEntityDeclHandler(xp, on_entity_decl);
+    XML_SetProcessingInstructionHandler(xp, on_pi);
+    XML_SetCommentHandler(xp, on_comment);
+    XML_SetXmlDeclHandler(xp, on_xml_decl);
+    XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
+    /* Prefixes in expanded names tell which of <body/>'s declarations a child relies on. */
+    XML_SetReturnNSTriplet(xp, 1);
+}
+
+static char *append(char *o, const char *s, apr_size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* Concatenates the children's bytes, inserting the namespace declarations they need. */
+static void assemble_payload(parse_ctx_t *ctx)
+{
+    const child_range_t *c = (const child_range_t *)ctx->children->elts;
+    apr_size_t total = 0;
+    char *out, *o;
+    int i;
+
+    for (i = 0; i < ctx->children->nelts; i++) {
+        total += c[i].end - c[i].start + strlen(c[i].insert);
+    }
+    o = out = apr_palloc(ctx->p, total + 1);
+    for (i = 0; i < ctx->children->nelts; i++) {
+        o = append(o, ctx->data + c[i].start, c[i].name_end - c[i].start);
+        o = append(o, c[i].insert, strlen(c[i].insert));
+        o = append(o, ctx->data + c[i].name_end, c[i].end - c[i].name_end);
+    }
+    *o = '\0';
+    ctx->body->payload = out;
+    ctx->body->payload_len = total;
+}
+
+static void run_parser(parse_ctx_t *ctx)
+{
+    if (ctx->len > INT_MAX) {
+        fail(ctx, XB_BODY_MALFORMED, "body too large");
+        return;
+    }
+    if (XML_Parse(ctx->parser, ctx->data, (int)ctx->len, 1) != XML_STATUS_OK
+        && ctx->status == XB_BODY_OK) {
+        /* expat's own message names the problem without quoting the input. */
+        ctx->status = XB_BODY_MALFORMED;
+        ctx->errmsg = apr_psprintf(ctx->p, "not well-formed XML: %s at byte %" APR_INT64_T_FMT,
+                                   XML_ErrorString(XML_GetErrorCode(ctx->parser)),
+                                   (apr_int64_t)XML_GetCurrentByteIndex(ctx->parser));
+    }
+}
+
+xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_size_t len,
+                                         const xb_bosh_parse_limits_t *limits,
+                                         xb_bosh_body_t **body, const char **errmsg)
+{
+    parse_ctx_t ctx;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.p = p;
+    ctx.data = data;
+    ctx.len = data ? len : 0;
+    ctx.max_depth = limits ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    ctx.status = XB_BODY_OK;
+    ctx.body = apr_pcalloc(p, sizeof(*ctx.body));
+    ctx.children = apr_array_make(p, 4, sizeof(child_range_t));
+    ctx.body_prefixes = apr_hash_make(p);
+    *body = NULL;
+    *errmsg = NULL;
+
+    /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
+    ctx.parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!ctx.parser) {
+        *errmsg = "cannot create XML parser";
+        return XB_BODY_MALFORMED;
+    }
+    setup_parser(&ctx);
+    run_parser(&ctx);
+    XML_ParserFree(ctx.parser);
+    ctx.parser = NULL;
+
+    if (ctx.status != XB_BODY_OK) {
+        *errmsg = ctx.errmsg;
+        return ctx.status;
+    }
+    assemble_payload(&ctx);
+    *body = ctx.body;
+    return XB_BODY_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Response building */
+
+static const char *creation_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t *a)
+{
+    const char *s;
+
+    s = apr_psprintf(p, "%s%s%s wait='%u' requests='%u' hold='%u' inactivity='%u' polling='%u'",
+                     a->sid ? " sid='" : "", a->sid ? xb_xml_escape(p, a->sid) : "",
+                     a->sid ? "'" : "", a->wait, a->requests, a->hold, a->inactivity,
+                     a->polling);
+    if (a->ver) {
+        s = apr_pstrcat(p, s, " ver='", xb_xml_escape(p, a->ver), "'", NULL);
+    }
+    if (a->from) {
+        s = apr_pstrcat(p, s, " from='", xb_xml_escape(p, a->from), "'", NULL);
+    }
+    if (a->maxpause) {
+        s = apr_psprintf(p, "%s maxpause='%u'", s, a->maxpause);
+    }
+    return apr_pstrcat(p, s, " xmlns:xmpp='" XB_XBOSH_NS "' xmpp:version='1.0'"
+                             " xmpp:restartlogic='true'", NULL);
+}
+
+/* Everything between "<body" and ">" (or "/>"). */
+static const char *response_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t *a)
+{
+    const char *s = " xmlns='" XB_BOSH_NS "' xmlns:stream='" XB_STREAM_NS "'";
+
+    if (a->creation) {
+        s = apr_pstrcat(p, s, creation_attrs(p, a), NULL);
+    }
+    if (a->ack) {
+        s = apr_psprintf(p, "%s ack='%" APR_UINT64_T_FMT "'", s, (apr_uint64_t)a->ack);
+    }
+    /* A terminal condition ends the session, so it wins over a recoverable error. */
+    if (a->condition != XB_COND_NONE) {
+        s = apr_pstrcat(p, s, " type='terminate' condition='",
+                        xb_bosh_condition_name(a->condition), "'", NULL);
+    }
+    else if (a->recoverable_error) {
+        s = apr_pstrcat(p, s, " type='error'", NULL);
+    }
+    return s;
+}
+
+char *xb_bosh_response_build(apr_pool_t *p, const xb_bosh_response_attrs_t *attrs,
+                             const char *payload, apr_size_t payload_len, apr_size_t *len)
+{
+    const char *head = response_attrs(p, attrs);
+    const char *uri = "";
+    apr_size_t head_len, uri_len, total;
+    char *out, *o;
+
+    if (attrs->condition == XB_COND_SEE_OTHER_URI && attrs->see_other_uri) {
+        uri = apr_pstrcat(p, "<uri>", xb_xml_escape(p, attrs->see_other_uri), "</uri>", NULL);
+    }
+    if (!payload) {
+        payload_len = 0;
+    }
+    head_len = strlen(head);
+    uri_len = strlen(uri);
+
+    if (uri_len == 0 && payload_len == 0) {
+        out = apr_pstrcat(p, "<body", head, "/>", NULL);
+        *len = strlen(out);
+        return out;
+    }
+    total = strlen("<body>") + head_len + uri_len + payload_len + strlen("</body>");
+    o = out = apr_palloc(p, total + 1);
+    o = append(o, "<body", 5);
+    o = append(o, head, head_len);
+    o = append(o, ">", 1);
+    o = append(o, uri, uri_len);
+    if (payload_len) {
+        o = append(o, payload, payload_len);
+    }
+    o = append(o, "</body>", 7);
+    *o = '\0';
+    *len = total;
+    return out;
+}
+
+char *xb_bosh_terminate_build(apr_pool_t *p, xb_bosh_condition_t cond, apr_size_t *len)
+{
+    xb_bosh_response_attrs_t attrs;
+    char *out;
+
+    if (cond == XB_COND_NONE) {
+        /* A plain terminate (XEP-0124 §13): the session ends without an error. */
+        out = apr_pstrdup(p, "<body xmlns='" XB_BOSH_NS "' xmlns:stream='" XB_STREAM_NS "'"
+                             " type='terminate'/>");
+        *len = strlen(out);
+        return out;
+    }
+    memset(&attrs, 0, sizeof(attrs));
+    attrs.condition = cond;
+    return xb_bosh_response_build(p, &attrs, NULL, 0, len);
+}
