@@ -1,0 +1,562 @@
+/* Framing an XMPP server's stream into raw top-level elements; see xb_xmpp_framer.h.
+ *
+ * expat reports every event's position as an absolute offset into the stream
+ * (XML_GetCurrentByteIndex) and its length (XML_GetCurrentByteCount). We keep the bytes from
+ * the current top-level element's start on (`in`, whose first byte is at offset `in_base`)
+ * and cut the element out of them when its end tag arrives. An element may span any number of
+ * feeds, and one feed may carry many elements, so nothing depends on how the bytes are split.
+ * Between elements the buffer is trimmed up to the end of the last event, so whitespace
+ * keep-alives do not accumulate.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <apr_errno.h>
+#include <expat.h>
+#include "xb_config.h"
+#include "xb_bosh_body.h"
+#include "xb_xmpp_framer.h"
+
+/* Input is parsed in slices so a huge read cannot make `in` hold more than one slice beyond
+ * the element limit before the limit is checked. */
+#define FEED_SLICE 16384
+/* Buffers bigger than this are released when empty: one big stanza must not pin memory for
+ * the rest of a long session. */
+#define KEEP_CAPACITY 65536
+
+#define CLIENT_NS_ATTR " xmlns='" XB_CLIENT_NS "'"
+
+/* expat 2.6 defers reparsing a partial token until twice as many bytes are there
+ * (CVE-2023-52425). On a stream that would hold a complete stanza back until more bytes
+ * arrive, which on a quiet XMPP connection may be minutes, so we turn it off. Distributions
+ * backport the deferral into 2.5.0 without changing the version (Debian bookworm does), so
+ * without a version to go by the function is taken as a weak symbol when present. */
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6) \
+    || defined(HAVE_XML_SETREPARSEDEFERRALENABLED)
+static void disable_reparse_deferral(XML_Parser p)
+{
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+}
+#else
+XMLPARSEAPI(XML_Bool) XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled);
+#pragma weak XML_SetReparseDeferralEnabled
+
+static void disable_reparse_deferral(XML_Parser p)
+{
+    if (XML_SetReparseDeferralEnabled) {
+        XML_SetReparseDeferralEnabled(p, XML_FALSE);
+    }
+}
+#endif
+
+typedef struct {
+    char *data;
+    apr_size_t len;
+    apr_size_t cap;
+} fbuf_t;
+
+struct xb_xmpp_framer {
+    apr_pool_t *pool;
+    XML_Parser parser;
+    xb_xmpp_framer_events_t events;
+    void *baton;
+    apr_size_t max_element;
+    apr_size_t max_depth;
+
+    fbuf_t in;          /* stream bytes from offset in_base on */
+    XML_Index in_base;
+    XML_Index consumed; /* end of the last event outside a top-level element */
+    fbuf_t out;         /* an element with xmlns inserted */
+    fbuf_t ns;          /* namespace of the current top-level element, NUL-terminated */
+
+    apr_size_t depth;   /* 0: before the stream, 1: in it, 2: in a top-level element... */
+    XML_Index elem_start;
+    int elem_add_ns;
+    int elem_has_ns;
+
+    int busy;           /* inside xb_xmpp_framer_feed */
+    int failed;
+    int stream_closed;
+    int reset_pending;
+    int destroy_pending;
+    char why[200];
+};
+
+static int fbuf_reserve(fbuf_t *b, apr_size_t extra)
+{
+    apr_size_t need = b->len + extra;
+    apr_size_t cap;
+    char *p;
+
+    if (need <= b->cap) {
+        return 1;
+    }
+    cap = b->cap ? b->cap : 1024;
+    while (cap < need) {
+        cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (!p) {
+        return 0;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 1;
+}
+
+static int fbuf_append(fbuf_t *b, const char *data, apr_size_t len)
+{
+    if (!fbuf_reserve(b, len)) {
+        return 0;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 1;
+}
+
+static void fbuf_free(fbuf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static void fbuf_trim(fbuf_t *b)
+{
+    if (b->len == 0 && b->cap > KEEP_CAPACITY) {
+        fbuf_free(b);
+    }
+}
+
+/* No event may fire once the stream is broken, over, or about to be reset or freed: expat
+ * still calls the end handler of an empty element after we stopped it in the start handler. */
+static int halted(const xb_xmpp_framer_t *f)
+{
+    return f->failed || f->stream_closed || f->reset_pending || f->destroy_pending;
+}
+
+static void fail(xb_xmpp_framer_t *f, const char *condition, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(xb_xmpp_framer_t *f, const char *condition, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (f->failed) {
+        return;
+    }
+    f->failed = 1;
+    va_start(ap, fmt);
+    vsnprintf(f->why, sizeof(f->why), fmt, ap);
+    va_end(ap);
+    XML_StopParser(f->parser, XML_FALSE);
+    if (f->events.error) {
+        f->events.error(f->baton, condition, f->why);
+    }
+}
+
+static const char *find_att(const char **atts, const char *name)
+{
+    for (; atts && atts[0]; atts += 2) {
+        if (!strcmp(atts[0], name)) {
+            return atts[1];
+        }
+    }
+    return NULL;
+}
+
+static void event_range(xb_xmpp_framer_t *f, XML_Index *start, XML_Index *end)
+{
+    *start = XML_GetCurrentByteIndex(f->parser);
+    *end = *start + XML_GetCurrentByteCount(f->parser);
+}
+
+static void stream_start(xb_xmpp_framer_t *f, const char *name, const char **atts)
+{
+    const char *stream_ns = find_att(atts, "xmlns:stream");
+    const char *default_ns = find_att(atts, "xmlns");
+    XML_Index start, end;
+
+    /* Elements are handed up with raw names: that is only sound if the prefix is the one the
+     * BOSH body declares and unprefixed names mean jabber:client. */
+    if (strcmp(name, "stream:stream") || !stream_ns || strcmp(stream_ns, XB_STREAM_NS)) {
+        fail(f, "invalid-namespace", "the server's root element is not <stream:stream/>");
+        return;
+    }
+    if (!default_ns || strcmp(default_ns, XB_CLIENT_NS)) {
+        fail(f, "invalid-namespace", "the server's stream is not in jabber:client");
+        return;
+    }
+    event_range(f, &start, &end);
+    f->depth = 1;
+    f->consumed = end;
+    if (f->events.stream_open) {
+        f->events.stream_open(f->baton, find_att(atts, "from"), find_att(atts, "id"),
+                              find_att(atts, "version"));
+    }
+}
+
+/* The namespace the element's name is in, from its own declarations or the stream's. */
+static const char *element_ns(xb_xmpp_framer_t *f, const char *name, const char **atts)
+{
+    const char *colon = strchr(name, ':');
+    const char *own;
+    char attr[128];
+
+    if (!colon) {
+        own = find_att(atts, "xmlns");
+        f->elem_add_ns = (own == NULL);
+        return own ? own : XB_CLIENT_NS;
+    }
+    f->elem_add_ns = 0;
+    if ((apr_size_t)(colon - name) + sizeof("xmlns:") > sizeof(attr)) {
+        return NULL;
+    }
+    snprintf(attr, sizeof(attr), "xmlns:%.*s", (int)(colon - name), name);
+    own = find_att(atts, attr);
+    if (own) {
+        return own;
+    }
+    return strcmp(attr, "xmlns:stream") ? NULL : XB_STREAM_NS;
+}
+
+static void element_start(xb_xmpp_framer_t *f, const char *name, const char **atts)
+{
+    const char *ns = element_ns(f, name, atts);
+    XML_Index end;
+
+    event_range(f, &f->elem_start, &end);
+    if (f->elem_start < f->in_base || (apr_size_t)(f->elem_start - f->in_base) >= f->in.len
+        || f->in.data[f->elem_start - f->in_base] != '<') {
+        fail(f, "internal-server-error", "element offset outside the kept bytes");
+        return;
+    }
+    f->ns.len = 0;
+    f->elem_has_ns = (ns != NULL);
+    if (ns && !fbuf_append(&f->ns, ns, strlen(ns) + 1)) {
+        fail(f, "resource-constraint", "out of memory");
+    }
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    xb_xmpp_framer_t *f = ud;
+
+    if (halted(f)) {
+        return;
+    }
+    if (f->depth == 0) {
+        stream_start(f, name, atts);
+        return;
+    }
+    f->depth++;
+    if (f->depth - 1 > f->max_depth) {
+        fail(f, "policy-violation", "elements nested more than %lu deep",
+             (unsigned long)f->max_depth);
+        return;
+    }
+    if (f->depth == 2) {
+        element_start(f, name, atts);
+    }
+    else if (f->depth == 3 && f->events.child) {
+        f->events.child(f->baton, name, atts);
+    }
+}
+
+/* The element's bytes with xmlns='jabber:client' after its name, in `out`. */
+static int insert_client_ns(xb_xmpp_framer_t *f, const char *name, const char *raw,
+                            apr_size_t len)
+{
+    apr_size_t head = 1 + strlen(name);
+
+    if (head > len || memcmp(raw + 1, name, head - 1)) {
+        return 0;
+    }
+    f->out.len = 0;
+    if (!fbuf_reserve(&f->out, len + sizeof(CLIENT_NS_ATTR) - 1)) {
+        return 0;
+    }
+    fbuf_append(&f->out, raw, head);
+    fbuf_append(&f->out, CLIENT_NS_ATTR, sizeof(CLIENT_NS_ATTR) - 1);
+    fbuf_append(&f->out, raw + head, len - head);
+    return 1;
+}
+
+static void element_end(xb_xmpp_framer_t *f, const char *name)
+{
+    XML_Index start, end;
+    apr_size_t len;
+    const char *raw;
+
+    event_range(f, &start, &end);
+    len = (apr_size_t)(end - f->elem_start);
+    if (len > f->max_element) {
+        fail(f, "policy-violation", "element of %lu bytes over the limit of %lu",
+             (unsigned long)len, (unsigned long)f->max_element);
+        return;
+    }
+    if (end - f->in_base > (XML_Index)f->in.len) {
+        fail(f, "internal-server-error", "element end outside the kept bytes");
+        return;
+    }
+    raw = f->in.data + (f->elem_start - f->in_base);
+    f->consumed = end;
+    if (f->elem_add_ns) {
+        if (!insert_client_ns(f, name, raw, len)) {
+            fail(f, "internal-server-error", "cannot add the element's namespace");
+            return;
+        }
+        raw = f->out.data;
+        len = f->out.len;
+    }
+    if (f->events.element) {
+        f->events.element(f->baton, name, f->elem_has_ns ? f->ns.data : NULL, raw, len);
+    }
+    f->out.len = 0;
+    fbuf_trim(&f->out);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    xb_xmpp_framer_t *f = ud;
+
+    if (halted(f)) {
+        return;
+    }
+    if (f->depth == 1) {
+        /* </stream:stream>: whatever follows is not ours to parse. */
+        f->depth = 0;
+        f->stream_closed = 1;
+        XML_StopParser(f->parser, XML_FALSE);
+        if (f->events.stream_close) {
+            f->events.stream_close(f->baton);
+        }
+        return;
+    }
+    f->depth--;
+    if (f->depth == 1) {
+        element_end(f, name);
+    }
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    xb_xmpp_framer_t *f = ud;
+    XML_Index start, end;
+    int i;
+
+    if (halted(f) || f->depth != 1) {
+        return;
+    }
+    /* Between top-level elements only whitespace (keep-alives) is allowed. */
+    for (i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+            fail(f, "bad-format", "text outside any element in the stream");
+            return;
+        }
+    }
+    event_range(f, &start, &end);
+    f->consumed = end;
+}
+
+/* RFC 6120 §11.1: no DTD at all. Stopping here, before the internal subset is read, means no
+ * entity is ever declared, so none can expand (billion laughs). */
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    fail(ud, "restricted-xml", "DOCTYPE in the stream");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name;
+    (void)is_param;
+    (void)value;
+    (void)value_len;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    fail(ud, "restricted-xml", "entity declaration in the stream");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    (void)target;
+    (void)data;
+    fail(ud, "restricted-xml", "processing instruction in the stream");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+    (void)data;
+    fail(ud, "restricted-xml", "comment in the stream");
+}
+
+static void setup_parser(xb_xmpp_framer_t *f)
+{
+    XML_SetUserData(f->parser, f);
+    XML_SetElementHandler(f->parser, on_start, on_end);
+    XML_SetCharacterDataHandler(f->parser, on_text);
+    XML_SetStartDoctypeDeclHandler(f->parser, on_doctype);
+    XML_SetEntityDeclHandler(f->parser, on_entity_decl);
+    XML_SetProcessingInstructionHandler(f->parser, on_pi);
+    XML_SetCommentHandler(f->parser, on_comment);
+    XML_SetParamEntityParsing(f->parser, XML_PARAM_ENTITY_PARSING_NEVER);
+    disable_reparse_deferral(f->parser);
+}
+
+static apr_status_t framer_cleanup(void *data)
+{
+    xb_xmpp_framer_t *f = data;
+
+    if (f->parser) {
+        XML_ParserFree(f->parser);
+        f->parser = NULL;
+    }
+    fbuf_free(&f->in);
+    fbuf_free(&f->out);
+    fbuf_free(&f->ns);
+    return APR_SUCCESS;
+}
+
+xb_xmpp_framer_t *xb_xmpp_framer_create(apr_pool_t *pool, apr_size_t max_element,
+                                        apr_size_t max_depth,
+                                        const xb_xmpp_framer_events_t *events, void *baton)
+{
+    xb_xmpp_framer_t *f = apr_pcalloc(pool, sizeof(*f));
+
+    f->pool = pool;
+    f->events = *events;
+    f->baton = baton;
+    f->max_element = max_element ? max_element : XB_DEFAULT_MAX_STANZA_SIZE;
+    f->max_depth = max_depth ? max_depth : XB_XMPP_FRAMER_DEFAULT_MAX_DEPTH;
+    /* XMPP is UTF-8 only (RFC 6120 §11.6); naming it overrides any encoding declaration, and
+     * keeps expat's names byte-identical to the raw ones we splice around. */
+    f->parser = XML_ParserCreate("UTF-8");
+    if (!f->parser) {
+        return NULL;
+    }
+    setup_parser(f);
+    apr_pool_cleanup_register(pool, f, framer_cleanup, apr_pool_cleanup_null);
+    return f;
+}
+
+static void do_reset(xb_xmpp_framer_t *f)
+{
+    XML_ParserReset(f->parser, "UTF-8");
+    setup_parser(f);
+    f->in.len = 0;
+    fbuf_trim(&f->in);
+    f->in_base = 0;
+    f->consumed = 0;
+    f->depth = 0;
+    f->failed = 0;
+    f->stream_closed = 0;
+    f->reset_pending = 0;
+    f->why[0] = '\0';
+}
+
+void xb_xmpp_framer_reset(xb_xmpp_framer_t *f)
+{
+    if (!f->parser) {
+        return;
+    }
+    if (f->busy) {
+        f->reset_pending = 1;
+        XML_StopParser(f->parser, XML_FALSE);
+        return;
+    }
+    do_reset(f);
+}
+
+void xb_xmpp_framer_destroy(xb_xmpp_framer_t *f)
+{
+    if (f->busy) {
+        f->destroy_pending = 1;
+        if (f->parser) {
+            XML_StopParser(f->parser, XML_FALSE);
+        }
+        return;
+    }
+    apr_pool_cleanup_run(f->pool, f, framer_cleanup);
+}
+
+/* Drops the bytes no later event can refer to; enforces the size limit on what is left,
+ * which is the start of an element still arriving. */
+static void trim_input(xb_xmpp_framer_t *f)
+{
+    XML_Index keep = (f->depth >= 2) ? f->elem_start : f->consumed;
+    apr_size_t drop;
+
+    if (keep > f->in_base) {
+        drop = (apr_size_t)(keep - f->in_base);
+        if (drop > f->in.len) {
+            drop = f->in.len;
+        }
+        memmove(f->in.data, f->in.data + drop, f->in.len - drop);
+        f->in.len -= drop;
+        f->in_base += (XML_Index)drop;
+    }
+    fbuf_trim(&f->in);
+    if (f->in.len > f->max_element) {
+        fail(f, "policy-violation", "element over the limit of %lu bytes",
+             (unsigned long)f->max_element);
+    }
+}
+
+static void parse_slice(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
+{
+    enum XML_Status st;
+
+    if (!fbuf_append(&f->in, data, len)) {
+        fail(f, "resource-constraint", "out of memory");
+        return;
+    }
+    st = XML_Parse(f->parser, data, (int)len, XML_FALSE);
+    if (halted(f)) {
+        return;
+    }
+    if (st == XML_STATUS_ERROR) {
+        fail(f, "not-well-formed", "malformed XML at line %lu, column %lu: %s",
+             (unsigned long)XML_GetCurrentLineNumber(f->parser),
+             (unsigned long)XML_GetCurrentColumnNumber(f->parser),
+             XML_ErrorString(XML_GetErrorCode(f->parser)));
+        return;
+    }
+    trim_input(f);
+}
+
+apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
+{
+    apr_size_t n;
+
+    if (!f->parser || f->busy) {
+        return APR_EINVAL;
+    }
+    f->busy = 1;
+    while (len > 0 && !halted(f)) {
+        n = len < FEED_SLICE ? len : FEED_SLICE;
+        parse_slice(f, data, n);
+        data += n;
+        len -= n;
+    }
+    f->busy = 0;
+    if (f->destroy_pending) {
+        apr_pool_cleanup_run(f->pool, f, framer_cleanup);
+        return APR_SUCCESS;
+    }
+    if (f->reset_pending) {
+        do_reset(f);
+        return APR_SUCCESS;
+    }
+    return f->failed ? APR_EGENERAL : APR_SUCCESS;
+}
