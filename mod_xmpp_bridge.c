@@ -22,6 +22,9 @@ static void xb_register_hooks(apr_pool_t *p)
     ap_hook_handler(xb_bosh_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
+/* The build hides every symbol (-fvisibility=hidden); the module record is the one httpd must
+ * find by name. */
+#pragma GCC visibility push(default)
 AP_DECLARE_MODULE(xmpp_bridge) = {
     STANDARD20_MODULE_STUFF,
     NULL,                  /* per-directory config: none yet */
@@ -32,3 +35,4 @@ AP_DECLARE_MODULE(xmpp_bridge) = {
     xb_register_hooks,
     AP_MODULE_FLAG_NONE
 };
+#pragma GCC visibility pop

@@ -659,7 +659,8 @@ static void conn_read(ipc_conn_t *conn)
     char buf[READ_CHUNK];
     xb_ipc_header_t hdr;
     const char *payload;
-    xb_ipc_read_status_t st;
+    xb_ipc_read_status_t st = XB_IPC_NEED_MORE;
+    int at_eof = 0;
 
     for (;;) {
         apr_size_t n = sizeof(buf);
@@ -673,18 +674,23 @@ static void conn_read(ipc_conn_t *conn)
             break;
         }
         if (rv != APR_SUCCESS) {
-            /* The handler went away (client gone, child stopping): its request is forgotten,
-             * whatever its answer would have been stays queued for the client's re-send. */
-            conn_close(conn);
-            return;
+            at_eof = 1;
+            break;
         }
     }
+    /* Frames that arrived before the end still count (a fire-and-forget terminate notice
+     * is written and closed at once). */
     while (!conn->closing
            && (st = xb_ipc_reader_next(conn->reader, &hdr, &payload)) == XB_IPC_FRAME) {
         handle_frame(conn, &hdr, payload);
     }
     if (!conn->closing && st == XB_IPC_BAD) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04016) "malformed frame from a handler");
+        conn_close(conn);
+    }
+    if (at_eof && !conn->closing && !(conn->out && conn->out_off < conn->out_len)) {
+        /* The handler went away (client gone, child stopping): its request is forgotten,
+         * whatever its answer would have been stays queued for the client's re-send. */
         conn_close(conn);
     }
 }
