@@ -57,6 +57,20 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
                                           const xb_bosh_session_limits_t *limits,
                                           const xb_bosh_io_t *io, void *baton, apr_time_t now);
 
+/* Strophe's attach() uses wait 59 s on the client side: a prebound session answers sooner. */
+#define XB_PREBIND_CLIENT_WAIT 59
+
+/* Creates a session whose XMPP stream the daemon already logged in and bound (prebind): no
+ * creation request; the browser's first request carries `next_rid`. Until that first request
+ * the session waits `attach_grace` seconds (if longer than `inactivity`) before ending: pages
+ * take a while to load. */
+xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char *sid,
+                                                   const char *domain, uint64_t next_rid,
+                                                   unsigned attach_grace,
+                                                   const xb_bosh_session_limits_t *limits,
+                                                   const xb_bosh_io_t *io, void *baton,
+                                                   apr_time_t now);
+
 /* A request carrying this session's sid. The body and its payload need only live during the
  * call: the session copies what it keeps. */
 void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,

@@ -79,6 +79,9 @@ struct xb_bosh_session {
     void *baton;
 
     unsigned wait, hold, requests, inactivity, polling;
+    /* Seconds of idleness that end the session: `inactivity`, except for a prebound session
+     * that no browser has attached to yet, which gets its own attach grace. */
+    unsigned idle_limit;
     apr_size_t max_queued_bytes;
 
     uint64_t creation_rid;
@@ -762,6 +765,8 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     apr_size_t len;
     int status;
 
+    /* Attached: from now on the ordinary inactivity applies. */
+    s->idle_limit = s->inactivity;
     if (s->finished) {
         /* The owner should have removed us; still, never leave a request unanswered. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
@@ -919,11 +924,11 @@ void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now)
     expire_held(s, now);
     expire_pending(s, now);
     update_idle(s, now, 0);
-    if (s->idle && now >= s->idle_since + apr_time_from_sec(s->inactivity)) {
+    if (s->idle && now >= s->idle_since + apr_time_from_sec(s->idle_limit)) {
         /* §10: terminate silently; a later request finds no session. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
                XBLOGNO(02008) "session %s: no request for %u s, session ended", s->sid,
-               s->inactivity);
+               s->idle_limit);
         end_session(s);
     }
 }
@@ -951,7 +956,7 @@ apr_time_t xb_bosh_session_next_deadline(const xb_bosh_session_t *s)
         }
     }
     if (s->idle) {
-        t = earlier(t, s->idle_since + apr_time_from_sec(s->inactivity));
+        t = earlier(t, s->idle_since + apr_time_from_sec(s->idle_limit));
     }
     return t;
 }
@@ -1003,6 +1008,7 @@ static void negotiate_limits(xb_bosh_session_t *s, const xb_bosh_body_t *c,
     }
     s->requests = s->hold + 1; /* §7.2 RECOMMENDED */
     s->inactivity = limits->inactivity;
+    s->idle_limit = limits->inactivity;
     s->polling = limits->polling;
     s->max_queued_bytes = limits->max_queued_bytes;
 }
@@ -1041,6 +1047,45 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
         s->io.send_to_server(s->baton, creation->payload, creation->payload_len);
     }
     held_push(s, creation->rid, req, wait_deadline(s, now));
+    update_idle(s, now, 1);
+    return s;
+}
+
+xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char *sid,
+                                                   const char *domain, uint64_t next_rid,
+                                                   unsigned attach_grace,
+                                                   const xb_bosh_session_limits_t *limits,
+                                                   const xb_bosh_io_t *io, void *baton,
+                                                   apr_time_t now)
+{
+    xb_bosh_session_t *s = apr_pcalloc(pool, sizeof(*s));
+    xb_bosh_body_t strophe_attach;
+
+    /* What Strophe's attach() assumes: hold 1, its own wait (59 s), never a creation answer. */
+    memset(&strophe_attach, 0, sizeof(strophe_attach));
+    strophe_attach.has_hold = 1;
+    strophe_attach.hold = 1;
+    strophe_attach.has_wait = 1;
+    strophe_attach.wait = XB_PREBIND_CLIENT_WAIT;
+    s->pool = pool;
+    apr_pool_create(&s->scratch, pool);
+    s->sid = apr_pstrdup(pool, sid);
+    s->from = apr_pstrdup(pool, domain);
+    s->ver = OUR_VER;
+    s->io = *io;
+    s->baton = baton;
+    negotiate_limits(s, &strophe_attach, limits);
+    s->idle_limit = attach_grace > s->inactivity ? attach_grace : s->inactivity;
+    s->held_cap = s->requests + 1;
+    s->held = apr_pcalloc(pool, s->held_cap * sizeof(*s->held));
+    s->cache_cap = limits->response_cache > s->requests ? limits->response_cache : s->requests;
+    s->cache = apr_pcalloc(pool, s->cache_cap * sizeof(*s->cache));
+    apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
+    /* The browser's first request carries next_rid: everything below it counts as done. */
+    s->creation_rid = s->rid_hi = next_rid - 1;
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+           XBLOGNO(02019) "session %s prebound: waits up to %u s for the browser to attach",
+           s->sid, s->idle_limit);
     update_idle(s, now, 1);
     return s;
 }

@@ -1160,12 +1160,60 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* Prebind: no creation request; the browser's first request carries next_rid; until it comes
+ * the attach grace (here 120 s) applies instead of inactivity (60 s). */
+static void test_prebound_attach_grace_then_inactivity(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+    const answer_t *a;
+    uint64_t hi, lo;
+    unsigned requests;
+
+    f->s = xb_bosh_session_create_prebound(f->pool, "sid-p", "example.test", RID0, 120,
+                                           &f->limits, &f->io, &f->rec, T0);
+    assert_non_null(f->s);
+    xb_bosh_session_window(f->s, &hi, &lo, &requests);
+    assert_true(hi == RID0 - 1);
+    assert_int_equal(requests, 2);
+    assert_true(xb_bosh_session_next_deadline(f->s) == T0 + SEC(120));
+    xb_bosh_session_tick(f->s, T0 + SEC(61));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    /* Stanzas that arrive before the browser attaches wait for it. */
+    server(f, "<message xmlns='jabber:client'><body>early</body></message>", T0 + SEC(70));
+    r1 = send_req(f, RID0, NULL, T0 + SEC(100));
+    a = answer_for(f, r1);
+    assert_non_null(a);
+    assert_non_null(strstr(a->body, "early"));
+    assert_null(strstr(a->body, "sid="));   /* never a creation answer */
+    assert_null(strstr(a->body, "type="));
+    /* Attached: ordinary inactivity from now on. */
+    xb_bosh_session_tick(f->s, T0 + SEC(100 + 61));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_prebound_unattached_session_ends_at_grace(void **state)
+{
+    fixture_t *f = *state;
+
+    f->s = xb_bosh_session_create_prebound(f->pool, "sid-q", "example.test", RID0, 90,
+                                           &f->limits, &f->io, &f->rec, T0);
+    xb_bosh_session_tick(f->s, T0 + SEC(89));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    xb_bosh_session_tick(f->s, T0 + SEC(90));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.n_answers, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_creation_held_until_features),
+        T(test_prebound_attach_grace_then_inactivity),
+        T(test_prebound_unattached_session_ends_at_grace),
         T(test_creation_payload_forwarded),
         T(test_creation_empty_at_wait),
         T(test_negotiated_limits),
