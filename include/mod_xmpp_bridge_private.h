@@ -50,6 +50,25 @@ xb_shm_table_t *xb_glue_table(void);
 /* Read end of the pipe that turns readable when this child is stopping. */
 apr_file_t *xb_glue_wake_pipe(void);
 
+/* ---- a handler's connection to the daemon (mod_xmpp_bridge_link.c) ---- */
+
+typedef struct xb_daemon_link {
+    request_rec *r;
+    int fd;
+    apr_socket_t *sock; /* the same fd, for apr_poll */
+} xb_daemon_link_t;
+
+/* Connects, retrying for a few seconds while the daemon (re)starts; closed with r->pool. */
+apr_status_t xb_link_open(xb_daemon_link_t *link, request_rec *r, const char *socket_path);
+apr_status_t xb_link_write(xb_daemon_link_t *link, const char *data, apr_size_t len);
+/* One frame of `type` whose payload is part1 followed by part2. */
+apr_status_t xb_link_send(xb_daemon_link_t *link, int type, const void *part1,
+                          apr_size_t len1, const void *part2, apr_size_t len2);
+/* Blocks for the RESPONSE frame (poll first for a bounded wait). */
+apr_status_t xb_link_read_answer(xb_daemon_link_t *link, int *status, char **body,
+                                 apr_size_t *len);
+void xb_link_close(xb_daemon_link_t *link);
+
 /* ---- handlers ---- */
 
 int xb_bosh_handler(request_rec *r);

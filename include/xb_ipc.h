@@ -18,8 +18,38 @@ typedef enum {
     XB_IPC_RELEASE = 2,      /* handler -> daemon: answer my held request now */
     XB_IPC_TERMINATE = 3,    /* handler -> daemon: end session <sid> (payload), e.g. the
                                 handler already answered an out-of-window RID */
-    XB_IPC_RESPONSE = 4      /* daemon -> handler: aux = HTTP status, payload = body */
+    XB_IPC_RESPONSE = 4,     /* daemon -> handler: aux = HTTP status, payload = body */
+    XB_IPC_PREBIND = 5       /* handler -> daemon: xb_ipc_prebind_meta_t + the strings of
+                                xb_ipc_prebind_field_t, each NUL-terminated, in that order;
+                                the answer is a RESPONSE carrying JSON */
 } xb_ipc_type_t;
+
+#define XB_IPC_TYPE_MAX XB_IPC_PREBIND
+
+/* How the daemon vouches for a prebound user. */
+typedef enum {
+    XB_PREBIND_TOKEN = 1,      /* it mints a short-lived JWT and sends it as the PLAIN password */
+    XB_PREBIND_PASSTHROUGH = 2 /* the site login's own credentials (same directory) */
+} xb_prebind_mode_t;
+
+typedef enum {
+    XB_PREBIND_FIELD_DOMAIN = 0, /* configured XMPP domain */
+    XB_PREBIND_FIELD_LOCALPART,  /* SASL authentication identity */
+    XB_PREBIND_FIELD_JID,        /* bare JID the token vouches for */
+    XB_PREBIND_FIELD_SITE_USER,  /* REMOTE_USER, to bind the session to the site login */
+    XB_PREBIND_FIELD_SECRET,     /* pass-through password; "" in token mode */
+    XB_PREBIND_FIELD_COUNT
+} xb_ipc_prebind_field_t;
+
+typedef struct xb_ipc_prebind_meta {
+    char client_ip[64];
+    uint32_t mode; /* xb_prebind_mode_t */
+    uint32_t reserved;
+} xb_ipc_prebind_meta_t;
+
+/* Splits `n` NUL-terminated strings out of `data`; APR_EINVAL when they are not all there. */
+apr_status_t xb_ipc_strings_split(const char *data, apr_size_t len, const char **out,
+                                  unsigned n);
 
 typedef struct xb_ipc_header {
     uint32_t magic;

@@ -31,8 +31,6 @@
 #include "xb_log.h"
 
 #define XB_CONTENT_TYPE "text/xml; charset=utf-8"
-/* How long a handler retries while the daemon (re)starts. */
-#define DAEMON_CONNECT_PATIENCE apr_time_from_sec(3)
 /* Beyond the session's own wait, how long to wait for the daemon's answer. */
 #define DAEMON_ANSWER_SLACK apr_time_from_sec(15)
 #define RELEASE_PATIENCE apr_time_from_sec(5)
@@ -40,8 +38,7 @@
 typedef struct bosh_exchange {
     request_rec *r;
     const xb_config_t *conf;
-    int daemon_fd;
-    apr_socket_t *daemon_sock;
+    xb_daemon_link_t link;
     int legacy; /* no `ver` seen: errors as HTTP status codes (XEP-0124 §17.1) */
 } bosh_exchange_t;
 
@@ -124,112 +121,24 @@ static int read_body(request_rec *r, apr_size_t limit, char **data, apr_size_t *
 
 /* ---- talking to the daemon ---------------------------------------------------------------- */
 
-static apr_status_t close_daemon_fd(void *data)
-{
-    bosh_exchange_t *x = data;
-    if (x->daemon_fd >= 0) {
-        close(x->daemon_fd);
-        x->daemon_fd = -1;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t connect_daemon(bosh_exchange_t *x)
-{
-    struct sockaddr_un sun;
-    apr_time_t give_up = apr_time_now() + DAEMON_CONNECT_PATIENCE;
-    apr_interval_time_t pause = apr_time_from_msec(10);
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    apr_cpystrn(sun.sun_path, x->conf->socket_path, sizeof(sun.sun_path));
-    for (;;) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int err;
-        if (fd < 0) {
-            return errno;
-        }
-        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            x->daemon_fd = fd;
-            apr_pool_cleanup_register(x->r->pool, x, close_daemon_fd, apr_pool_cleanup_null);
-            return apr_os_sock_put(&x->daemon_sock, &x->daemon_fd, x->r->pool);
-        }
-        err = errno;
-        close(fd);
-        /* The daemon may be (re)starting: the socket is missing or not yet listening. */
-        if ((err != ENOENT && err != ECONNREFUSED && err != EAGAIN)
-            || apr_time_now() >= give_up) {
-            return err;
-        }
-        apr_sleep(pause);
-        if (pause < apr_time_from_msec(200)) {
-            pause *= 2;
-        }
-    }
-}
-
-static apr_status_t write_all(int fd, const char *data, apr_size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        data += n;
-        len -= (apr_size_t)n;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t read_all(int fd, char *buf, apr_size_t len)
-{
-    while (len > 0) {
-        ssize_t n = recv(fd, buf, len, 0);
-        if (n == 0) {
-            return APR_EOF;
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        buf += n;
-        len -= (apr_size_t)n;
-    }
-    return APR_SUCCESS;
-}
-
 static apr_status_t send_request(bosh_exchange_t *x, const char *body, apr_size_t len)
 {
     xb_ipc_request_meta_t meta;
-    apr_size_t frame_len;
-    char *frame;
 
     memset(&meta, 0, sizeof(meta));
     apr_cpystrn(meta.client_ip, x->r->useragent_ip ? x->r->useragent_ip : "",
                 sizeof(meta.client_ip));
-    frame = xb_ipc_frame(x->r->pool, XB_IPC_BOSH_REQUEST, 0, &meta, sizeof(meta), body, len,
-                         &frame_len);
-    return write_all(x->daemon_fd, frame, frame_len);
+    return xb_link_send(&x->link, XB_IPC_BOSH_REQUEST, &meta, sizeof(meta), body, len);
 }
 
 /* Tells the daemon to end `sid` (this handler already answered item-not-found). */
 static void send_terminate_notice(bosh_exchange_t *x, const char *sid)
 {
-    apr_size_t frame_len;
-    char *frame;
-
-    if (connect_daemon(x) != APR_SUCCESS) {
+    if (xb_link_open(&x->link, x->r, x->conf->socket_path) != APR_SUCCESS) {
         return;
     }
-    frame = xb_ipc_frame(x->r->pool, XB_IPC_TERMINATE, 0, sid, strlen(sid), NULL, 0,
-                         &frame_len);
-    write_all(x->daemon_fd, frame, frame_len);
-    close_daemon_fd(x);
+    xb_link_send(&x->link, XB_IPC_TERMINATE, sid, strlen(sid), NULL, 0);
+    xb_link_close(&x->link);
 }
 
 /* A readable client connection is either a pipelined request or the client going away: peek
@@ -261,7 +170,7 @@ static wait_result_t wait_for_daemon(bosh_exchange_t *x, apr_interval_time_t tim
 
     memset(fds, 0, sizeof(fds));
     fds[nfds].desc_type = APR_POLL_SOCKET;
-    fds[nfds].desc.s = x->daemon_sock;
+    fds[nfds].desc.s = x->link.sock;
     fds[nfds].reqevents = APR_POLLIN;
     fds[nfds].p = r->pool;
     nfds++;
@@ -312,9 +221,7 @@ static wait_result_t wait_for_daemon(bosh_exchange_t *x, apr_interval_time_t tim
             }
             else if (watch_wake && i == watch_wake) {
                 /* This child is stopping: the daemon answers now with what is queued. */
-                apr_size_t len;
-                char *frame = xb_ipc_frame(r->pool, XB_IPC_RELEASE, 0, NULL, 0, NULL, 0, &len);
-                write_all(x->daemon_fd, frame, len);
+                xb_link_send(&x->link, XB_IPC_RELEASE, NULL, 0, NULL, 0);
                 fds[i].reqevents = 0;
                 fds[i].desc_type = APR_NO_DESC;
                 if (deadline > apr_time_now() + RELEASE_PATIENCE) {
@@ -327,25 +234,17 @@ static wait_result_t wait_for_daemon(bosh_exchange_t *x, apr_interval_time_t tim
 
 static int relay_answer(bosh_exchange_t *x)
 {
-    xb_ipc_header_t hdr;
-    char *body;
-    apr_status_t rv;
+    char *body = NULL;
+    apr_size_t len = 0;
+    int status = 0;
+    apr_status_t rv = xb_link_read_answer(&x->link, &status, &body, &len);
 
-    rv = read_all(x->daemon_fd, (char *)&hdr, sizeof(hdr));
-    if (rv != APR_SUCCESS || hdr.magic != XB_IPC_MAGIC || hdr.type != XB_IPC_RESPONSE
-        || hdr.length > XB_IPC_MAX_PAYLOAD) {
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05031) "the bridge daemon went "
                       "away while this request was held");
         return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
     }
-    body = apr_palloc(x->r->pool, hdr.length + 1);
-    rv = read_all(x->daemon_fd, body, hdr.length);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05032) "truncated answer from "
-                      "the bridge daemon");
-        return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
-    }
-    return write_answer(x->r, (int)hdr.aux, body, hdr.length);
+    return write_answer(x->r, status, body, len);
 }
 
 /* ---- validation without a round trip ------------------------------------------------------ */
@@ -383,7 +282,7 @@ static int bosh_exchange(bosh_exchange_t *x, const char *data, apr_size_t len,
     apr_status_t rv;
     apr_interval_time_t wait = apr_time_from_sec(x->conf->max_wait) + DAEMON_ANSWER_SLACK;
 
-    rv = connect_daemon(x);
+    rv = xb_link_open(&x->link, x->r, x->conf->socket_path);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05035) "cannot reach the bridge "
                       "daemon at %s", x->conf->socket_path);
@@ -443,7 +342,7 @@ int xb_bosh_handler(request_rec *r)
     memset(&x, 0, sizeof(x));
     x.r = r;
     x.conf = xb_conf_get(r->server);
-    x.daemon_fd = -1;
+    x.link.fd = -1;
     rc = read_body(r, x.conf->max_body_size, &data, &len);
     if (rc != OK) {
         return rc;

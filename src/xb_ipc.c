@@ -101,7 +101,7 @@ xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr
     }
     memcpy(hdr, r->buf + r->start, sizeof(*hdr));
     if (hdr->magic != XB_IPC_MAGIC || hdr->type < XB_IPC_BOSH_REQUEST
-        || hdr->type > XB_IPC_RESPONSE || hdr->length > r->max_payload) {
+        || hdr->type > XB_IPC_TYPE_MAX || hdr->length > r->max_payload) {
         return XB_IPC_BAD;
     }
     if (avail < sizeof(*hdr) + hdr->length) {
@@ -110,4 +110,21 @@ xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr
     *payload = r->buf + r->start + sizeof(*hdr);
     r->start += sizeof(*hdr) + hdr->length;
     return XB_IPC_FRAME;
+}
+
+apr_status_t xb_ipc_strings_split(const char *data, apr_size_t len, const char **out,
+                                  unsigned n)
+{
+    apr_size_t pos = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        const char *nul = pos < len ? memchr(data + pos, '\0', len - pos) : NULL;
+        if (!nul) {
+            return APR_EINVAL;
+        }
+        out[i] = data + pos;
+        pos = (apr_size_t)(nul - data) + 1;
+    }
+    return pos == len ? APR_SUCCESS : APR_EINVAL;
 }
