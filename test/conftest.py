@@ -1,0 +1,259 @@
+"""Fixtures for the mod_xmpp_bridge integration tests.
+
+Target (env XB_TARGET):
+  module  (default) Apache + mod_xmpp_bridge (env XB_MODULE or <repo>/.libs/mod_xmpp_bridge.so),
+          one Apache per MPM (event, worker, prefork) per test module
+  prosody Prosody's own mod_bosh (validates the client and the tests; no Apache)
+  proxy   Apache (each MPM) with mod_proxy_http in front of Prosody's mod_bosh (validates the
+          Apache harness, the access log, the multi-child test)
+Env XB_KEEP=1 keeps the temp dir (its path is in the pytest header).
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from xbtest import stack  # noqa: E402
+from xbtest.apache import Apache, default_module_path  # noqa: E402
+from xbtest.bosh import BoshClient  # noqa: E402
+from xbtest.ca import TestCA  # noqa: E402
+from xbtest.prosody import Prosody  # noqa: E402
+
+TARGET = os.environ.get("XB_TARGET", "module").strip().lower() or "module"
+if TARGET not in ("module", "prosody", "proxy"):
+    raise pytest.UsageError("XB_TARGET must be module, prosody or proxy (not %r)" % TARGET)
+
+DOMAIN = "example.test"
+USERS = dict(stack.DEFAULT_USERS)
+MAX_WAIT = 30          # XmppBridgeMaxWait for the module, bosh_max_wait for Prosody
+MPMS = ["event", "worker", "prefork"] if TARGET != "prosody" else ["none"]
+
+_TOP = {}
+
+
+def pytest_report_header(config):
+    mod = "-"
+    if TARGET == "module":
+        st = os.stat(default_module_path())
+        mod = "%s (%d bytes, mtime %s)" % (default_module_path(), st.st_size,
+                                           time.strftime("%H:%M:%S", time.localtime(st.st_mtime)))
+    return ["xbtest: target=%s mpms=%s module=%s" % (TARGET, ",".join(MPMS), mod),
+            "xbtest: workdir=%s" % _top_dir()]
+
+
+def pytest_sessionstart(session):
+    if TARGET == "module" and not os.path.exists(default_module_path()):
+        pytest.exit("XB_TARGET=module but the module is not built: %s (run ./configure && make, "
+                    "or set XB_MODULE, or use XB_TARGET=prosody / XB_TARGET=proxy)"
+                    % default_module_path(), returncode=4)
+
+
+def _top_dir():
+    if "dir" not in _TOP:
+        d = tempfile.mkdtemp(prefix="xbtest-")
+        os.chmod(d, 0o755)
+        _TOP["dir"] = d
+    return _TOP["dir"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    d = _TOP.get("dir")
+    if d and os.environ.get("XB_KEEP") != "1" and exitstatus == 0:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bridge_conf(prosody, ca, extra=""):
+    return stack.bridge_conf(prosody, ca, MAX_WAIT, extra)
+
+
+def make_apache(workdir, mpm, prosody, ca, extra=""):
+    """An Apache (not started) for the current target: the module, or a proxy to Prosody."""
+    if TARGET == "prosody":
+        raise RuntimeError("no Apache for XB_TARGET=prosody")
+    return stack.make_apache(workdir, mpm, prosody, ca, target=TARGET, extra=extra,
+                             max_wait=MAX_WAIT,
+                             module_path=module_snapshot() if TARGET == "module" else None)
+
+
+def module_snapshot():
+    """A copy of the module taken once per test session, so that a rebuild while the suite runs
+    cannot hand a half-written .so to an Apache that starts later."""
+    if "module" not in _TOP:
+        src = default_module_path()
+        dst = os.path.join(_top_dir(), "mod_xmpp_bridge.so")
+        shutil.copy2(src, dst)
+        os.chmod(dst, 0o755)
+        _TOP["module"] = dst
+    return _TOP["module"]
+
+
+class Target:
+    """What the tests talk to: .name, .mpm, .bosh_url, .domain, .prosody, .apache (None for the
+    prosody target), .ca, .max_wait, .is_module, .is_prosody."""
+
+    def __init__(self, name, mpm, bosh_url, prosody, apache, ca):
+        self.name = name
+        self.mpm = mpm
+        self.bosh_url = bosh_url
+        self.domain = prosody.domain
+        self.prosody = prosody
+        self.apache = apache
+        self.ca = ca
+        self.max_wait = MAX_WAIT
+
+    @property
+    def is_module(self):
+        return self.name == "module"
+
+    @property
+    def is_prosody(self):
+        """Prosody's mod_bosh answers (directly or behind the proxy)."""
+        return self.name in ("prosody", "proxy")
+
+    def jid(self, user):
+        return "%s@%s" % (user, self.domain)
+
+    def __repr__(self):
+        return "<Target %s mpm=%s %s>" % (self.name, self.mpm, self.bosh_url)
+
+
+# ---------------------------------------------------------------------- session-wide
+@pytest.fixture(scope="session")
+def xb_target():
+    return TARGET
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    return _top_dir()
+
+
+@pytest.fixture(scope="session")
+def ca(workdir):
+    return TestCA(os.path.join(workdir, "ca"))
+
+
+@pytest.fixture(scope="session")
+def users():
+    return dict(USERS)
+
+
+@pytest.fixture(scope="session")
+def prosody(workdir, ca):
+    p = Prosody(os.path.join(workdir, "prosody"), domain=DOMAIN, users=USERS, ca=ca, bosh=True,
+                bosh_max_wait=MAX_WAIT)
+    p.start()
+    yield p
+    p.stop()
+
+
+# ---------------------------------------------------------------------- per MPM
+@pytest.fixture(scope="module", params=MPMS)
+def mpm(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def apache(request, mpm, prosody, ca, workdir):
+    """Apache for this test module and MPM, configured with the module (or the proxy)."""
+    if TARGET == "prosody":
+        pytest.skip("no Apache with XB_TARGET=prosody")
+    name = "%s-%s" % (request.module.__name__.rsplit(".", 1)[-1], mpm)
+    a = make_apache(tempfile.mkdtemp(prefix=name + "-", dir=workdir), mpm, prosody, ca)
+    a.start()
+    yield a
+    stop_checked(a)
+
+
+def stop_checked(a):
+    """Stop an Apache and check that shutting down logged nothing unexpected (no crash, no
+    XB-tagged warning)."""
+    a.log_mark()
+    a.stop()
+    a.assert_no_unexpected_log()
+
+
+@pytest.fixture(scope="module")
+def target(request, mpm, prosody, ca):
+    if TARGET == "prosody":
+        return Target("prosody", None, prosody.bosh_url, prosody, None, ca)
+    a = request.getfixturevalue("apache")
+    return Target(TARGET, mpm, a.url("/http-bind"), prosody, a, ca)
+
+
+# ---------------------------------------------------------------------- per test
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _xb_log_check(request):
+    """Error-log assertion after every test that uses an Apache: no unexpected
+    [xmpp_bridge:error|warn] (or XB-tagged error/warn) lines, no crashed child."""
+    apache = None
+    if TARGET != "prosody":
+        for name in ("apache", "target"):
+            if name in request.fixturenames:
+                v = request.getfixturevalue(name)
+                apache = v if isinstance(v, Apache) else getattr(v, "apache", None)
+                break
+    if apache is not None:
+        apache.log_mark()
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        if apache is not None:
+            sys.stderr.write("\n--- apache error log (%s):\n%s\n"
+                             % (apache.error_log_path, apache.error_log_tail(60)))
+        if "prosody" in request.fixturenames or "target" in request.fixturenames:
+            p = request.getfixturevalue("prosody")
+            sys.stderr.write("\n--- prosody log (%s):\n%s\n" % (p.log_path, p.log_tail(40)))
+    if apache is not None:
+        expected = []
+        for m in request.node.iter_markers("xb_log_expected"):
+            expected.extend(m.args)
+        apache.assert_no_unexpected_log(expected_tags=expected)
+
+
+@pytest.fixture
+def bosh(target):
+    """Factory: bosh(wait=10, hold=1, **kw) -> BoshClient on the target; all terminated/closed
+    after the test."""
+    clients = []
+
+    def make(wait=10, hold=1, url=None, **kw):
+        c = BoshClient(url or target.bosh_url, target.domain, wait=wait, hold=hold, **kw)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        try:
+            if c.sid and c.terminated is None:
+                c.terminate(timeout=5)
+            c.stop_polling(timeout=2)
+        except Exception:
+            pass
+        c.close()
+
+
+@pytest.fixture
+def login(bosh, users):
+    """Factory: login(user, mechanism='SCRAM-SHA-1', poll=False, wait=10, **kw) -> a bound
+    BoshClient (poll=True: long-poll mode started)."""
+    def make(user, mechanism="SCRAM-SHA-1", poll=False, wait=10, resource=None, **kw):
+        c = bosh(wait=wait, **kw)
+        c.create()
+        c.login(user, users[user], mechanism=mechanism, resource=resource)
+        if poll:
+            c.start_polling()
+        return c
+    return make

@@ -1,0 +1,100 @@
+"""CA + Prosody + Apache (with the module, or a proxy to Prosody's BOSH) in one object, for
+scripts (demo) and fixtures.
+
+    with Stack('/tmp/x', mpm='event') as s:      # target='module' | 'proxy' | 'prosody'
+        print(s.bosh_url)
+"""
+import os
+
+from .apache import Apache, default_module_path
+from .ca import TestCA
+from .prosody import Prosody
+
+DEFAULT_USERS = {"alice": "alice-Pw-1", "bob": "bob-Pw-2", "carol": "carol-Pw-3"}
+
+
+def bridge_conf(prosody, ca, max_wait=30, extra=""):
+    """The module configuration the suite uses (directive names: docs/dev/directives.md)."""
+    return """\
+XmppBridgeDomain {domain} 127.0.0.1:{port} starttls
+XmppBridgeTLSCAFile {cafile}
+XmppBridgeMaxWait {max_wait}
+<Location /http-bind>
+    SetHandler xmpp-bosh
+</Location>
+{extra}
+""".format(domain=prosody.domain, port=prosody.c2s_port, cafile=ca.cert_path,
+           max_wait=max_wait, extra=extra)
+
+
+def proxy_conf(prosody, extra=""):
+    """mod_proxy_http in front of Prosody's own BOSH (validates the Apache side)."""
+    return """\
+ProxyTimeout 90
+ProxyPass /http-bind {url} timeout=90
+ProxyPassReverse /http-bind {url}
+{extra}
+""".format(url=prosody.bosh_url, extra=extra)
+
+
+def make_apache(workdir, mpm, prosody, ca, target="module", extra="", max_wait=30,
+                module_path=None, modules=(), port=None):
+    """An Apache (not started) for `target`: 'module' (mod_xmpp_bridge) or 'proxy'."""
+    if target == "module":
+        return Apache(workdir, mpm=mpm, module_path=module_path or default_module_path(),
+                      extra_conf=bridge_conf(prosody, ca, max_wait, extra), modules=modules,
+                      port=port)
+    if target == "proxy":
+        return Apache(workdir, mpm=mpm, modules=("proxy", "proxy_http") + tuple(modules),
+                      extra_conf=proxy_conf(prosody, extra), port=port)
+    raise ValueError("no Apache for target %r" % target)
+
+
+class Stack:
+    """Stack(workdir, mpm='event', target='module', users=DEFAULT_USERS, domain='example.test',
+    extra_conf='', max_wait=30, port=None): .ca, .prosody, .apache (None for 'prosody'),
+    .bosh_url, .domain, start(), stop()."""
+
+    def __init__(self, workdir, mpm="event", target="module", users=None,
+                 domain="example.test", extra_conf="", max_wait=30, port=None, modules=()):
+        self.workdir = os.path.abspath(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        self.target = target
+        self.domain = domain
+        self.users = dict(DEFAULT_USERS if users is None else users)
+        self.ca = TestCA(os.path.join(self.workdir, "ca"))
+        self.prosody = Prosody(os.path.join(self.workdir, "prosody"), domain=domain,
+                               users=self.users, ca=self.ca, bosh=True, bosh_max_wait=max_wait)
+        self.apache = None
+        if target != "prosody":
+            self.apache = make_apache(os.path.join(self.workdir, "apache-" + mpm), mpm,
+                                      self.prosody, self.ca, target=target, extra=extra_conf,
+                                      max_wait=max_wait, port=port, modules=modules)
+
+    @property
+    def bosh_url(self):
+        return self.apache.url("/http-bind") if self.apache else self.prosody.bosh_url
+
+    def start(self):
+        self.prosody.start()
+        if self.apache:
+            try:
+                self.apache.start()
+            except Exception:
+                self.prosody.stop()
+                raise
+        return self
+
+    def stop(self):
+        try:
+            if self.apache:
+                self.apache.stop()
+        finally:
+            self.prosody.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
