@@ -10,6 +10,7 @@ DEB_PKGS=(
   libexpat1-dev libssl-dev libldap-dev libcmocka-dev
   openssl ca-certificates curl
   prosody lua-sec
+  slapd ldap-utils ejabberd
   python3 python3-pytest
   chromium
 )
@@ -36,8 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
   [ "$added_policy" -eq 0 ] || $sudo_cmd rm -f "$policy"
   # Installing may still have started services on systems without policy-rc.d support.
-  for svc in apache2 prosody; do
+  # Not `service ejabberd stop`: its init script runs `ejabberdctl status` via `su ejabberd`,
+  # which itself starts epmd on port 4369 (and writes the system Erlang cookie).
+  for svc in apache2 prosody slapd; do
     $sudo_cmd service "$svc" stop >/dev/null 2>&1 || true
+  done
+  # A system ejabberd node (and its epmd) started by the postinst runs as the ejabberd user:
+  # stop those by PID. The tests' own nodes run as the invoking user without epmd.
+  for pid in $(ps -eo pid=,user=,comm= | awk '$2=="ejabberd" && $3 ~ /^(beam|epmd|erl_child_setup|inet_gethost|heart)/ {print $1}'); do
+    $sudo_cmd kill "$pid" 2>/dev/null || true
   done
 fi
 
