@@ -20,6 +20,7 @@ static void xb_register_hooks(apr_pool_t *p)
     ap_hook_child_init(xb_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(xb_daemon_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(xb_bosh_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(xb_prebind_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* The build hides every symbol (-fvisibility=hidden); the module record is the one httpd must
@@ -27,8 +28,8 @@ static void xb_register_hooks(apr_pool_t *p)
 #pragma GCC visibility push(default)
 AP_DECLARE_MODULE(xmpp_bridge) = {
     STANDARD20_MODULE_STUFF,
-    NULL,                  /* per-directory config: none yet */
-    NULL,
+    xb_conf_create_dir,
+    xb_conf_merge_dir,
     xb_conf_create_server,
     xb_conf_merge_server,
     xb_directives,

@@ -18,6 +18,7 @@ APLOG_USE_MODULE(xmpp_bridge);
 #endif
 
 #define XB_BOSH_HANDLER "xmpp-bosh"
+#define XB_PREBIND_HANDLER "xmpp-prebind"
 #define XB_MUTEX_TYPE "xmpp-bridge-shm"
 
 /* ---- configuration (mod_xmpp_bridge_config.c) ---- */
@@ -28,6 +29,16 @@ typedef struct xb_server_conf {
 } xb_server_conf_t;
 
 #define XB_UNSET ((unsigned)-1)
+
+/* Per-directory settings: what a prebind location maps users to and how it vouches. */
+typedef struct xb_dir_conf {
+    const char *prebind_jid; /* XmppBridgePrebindJID template; NULL: unset */
+    int prebind_mode;        /* xb_prebind_mode_t; 0: unset (token) */
+} xb_dir_conf_t;
+
+void *xb_conf_create_dir(apr_pool_t *p, char *dir);
+void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
+const xb_dir_conf_t *xb_conf_dir(request_rec *r);
 
 extern const command_rec xb_directives[];
 void *xb_conf_create_server(apr_pool_t *p, server_rec *s);
@@ -72,6 +83,7 @@ void xb_link_close(xb_daemon_link_t *link);
 /* ---- handlers ---- */
 
 int xb_bosh_handler(request_rec *r);
+int xb_prebind_handler(request_rec *r);
 
 /* Binds the core's xb_log to ap_log_error for server `s`. */
 void xb_glue_bind_log(server_rec *s);

@@ -38,6 +38,9 @@ typedef struct xb_config {
     apr_size_t max_stanza_size;  /* bytes of one stanza from the XMPP server */
     apr_size_t max_queued_bytes; /* bytes queued per session for the browser */
     apr_interval_time_t connect_timeout; /* to the XMPP server, through TLS to the features */
+    const char *token_key_file;  /* HS256 key for prebind tokens; read by the daemon only */
+    unsigned token_lifetime;     /* seconds a minted token is valid */
+    unsigned attach_grace;       /* seconds a prebound session waits for the browser */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -52,6 +55,8 @@ typedef struct xb_config {
 #define XB_DEFAULT_MAX_QUEUED_BYTES (1024 * 1024)
 #define XB_DEFAULT_CONNECT_TIMEOUT_SEC 10
 #define XB_DEFAULT_XMPP_PORT 5222
+#define XB_DEFAULT_TOKEN_LIFETIME 60
+#define XB_DEFAULT_ATTACH_GRACE 120
 
 /* The configured domain `name` (case-insensitive), or NULL: the caller answers host-unknown. */
 const xb_domain_t *xb_config_find_domain(const xb_config_t *conf, const char *name);

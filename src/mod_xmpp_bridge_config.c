@@ -17,6 +17,7 @@
 #include <apr_lib.h>
 
 #include "mod_xmpp_bridge_private.h"
+#include "xb_ipc.h"
 #include "xb_log.h"
 
 void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
@@ -34,6 +35,8 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.max_stanza_size = 0;
     sc->core.max_queued_bytes = 0;
     sc->core.connect_timeout = -1;
+    sc->core.token_lifetime = XB_UNSET;
+    sc->core.attach_grace = XB_UNSET;
     return sc;
 }
 
@@ -78,7 +81,8 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
 /* Each numeric directive: where its value goes and its bounds. */
 typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
-    NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT
+    NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
+    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE
 } num_directive_t;
 
 static const struct {
@@ -94,6 +98,8 @@ static const struct {
     [NUM_MAX_STANZA] = { 1024, 16 * 1024 * 1024 },
     [NUM_MAX_QUEUED] = { 4096, 256 * 1024 * 1024 },
     [NUM_CONNECT_TIMEOUT] = { 1, 600 },
+    [NUM_TOKEN_LIFETIME] = { 5, 3600 },
+    [NUM_ATTACH_GRACE] = { 5, 3600 },
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -122,6 +128,8 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_MAX_STANZA: sc->core.max_stanza_size = (apr_size_t)v; break;
     case NUM_MAX_QUEUED: sc->core.max_queued_bytes = (apr_size_t)v; break;
     case NUM_CONNECT_TIMEOUT: sc->core.connect_timeout = apr_time_from_sec(v); break;
+    case NUM_TOKEN_LIFETIME: sc->core.token_lifetime = (unsigned)v; break;
+    case NUM_ATTACH_GRACE: sc->core.attach_grace = (unsigned)v; break;
     }
     return NULL;
 }
@@ -179,6 +187,13 @@ static const char *set_domain(cmd_parms *cmd, void *dconf, int argc, char *const
         return apr_psprintf(cmd->pool, "XmppBridgeDomain %s: '%s' is not <host>[:<port>]",
                             name, argv[1]);
     }
+    /* APR reads "host:junk" as an unbracketed IPv6 literal; only [v6]:port is meant that way. */
+    if (argv[1][0] != '[' && strspn(host, "abcdefghijklmnopqrstuvwxyz"
+                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+                                 != strlen(host)) {
+        return apr_psprintf(cmd->pool, "XmppBridgeDomain %s: '%s' is not <host>[:<port>]",
+                            name, argv[1]);
+    }
     d = apr_array_push(sc->core.domains);
     d->name = name;
     d->host = host;
@@ -221,6 +236,85 @@ static const char *set_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
     }
     sc->core.ca_file = path;
     return NULL;
+}
+
+/* The key itself is read by the daemon alone (before it drops privileges), so Apache's
+ * children never hold it; here only its existence is checked, so configtest catches a typo.
+ * Its permissions are checked when it is read. */
+static const char *set_token_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_server_conf_t *sc = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path;
+    apr_finfo_t finfo;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool)
+                     != APR_SUCCESS
+        || finfo.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "XmppBridgeTokenKeyFile: '%s' is not a readable file",
+                            arg);
+    }
+    if (finfo.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
+        return apr_psprintf(cmd->pool, "XmppBridgeTokenKeyFile: '%s' is readable or writable "
+                            "by group or others: it can impersonate any user, make it 0600",
+                            arg);
+    }
+    sc->core.token_key_file = path;
+    return NULL;
+}
+
+static const char *set_prebind_jid(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_dir_conf_t *dc = dconf;
+
+    if (!ap_strchr_c(arg, '@')) {
+        return apr_psprintf(cmd->pool, "XmppBridgePrebindJID: '%s' has no '@domain'", arg);
+    }
+    dc->prebind_jid = arg;
+    return NULL;
+}
+
+static const char *set_prebind_auth(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_dir_conf_t *dc = dconf;
+
+    if (!strcasecmp(arg, "token")) {
+        dc->prebind_mode = XB_PREBIND_TOKEN;
+    }
+    else if (!strcasecmp(arg, "passthrough")) {
+        dc->prebind_mode = XB_PREBIND_PASSTHROUGH;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "XmppBridgePrebindAuth: '%s' is not token or "
+                            "passthrough", arg);
+    }
+    return NULL;
+}
+
+void *xb_conf_create_dir(apr_pool_t *p, char *dir)
+{
+    (void)dir;
+    return apr_pcalloc(p, sizeof(xb_dir_conf_t));
+}
+
+void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const xb_dir_conf_t *base = basev, *add = addv;
+    xb_dir_conf_t *merged = apr_pcalloc(p, sizeof(*merged));
+
+    merged->prebind_jid = add->prebind_jid ? add->prebind_jid : base->prebind_jid;
+    merged->prebind_mode = add->prebind_mode ? add->prebind_mode : base->prebind_mode;
+    return merged;
+}
+
+const xb_dir_conf_t *xb_conf_dir(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &xmpp_bridge_module);
 }
 
 static const char *set_socket(cmd_parms *cmd, void *dconf, const char *arg)
@@ -268,6 +362,16 @@ const command_rec xb_directives[] = {
                      "(default 1048576)"),
     NUMBER_DIRECTIVE("XmppBridgeConnectTimeout", NUM_CONNECT_TIMEOUT,
                      "seconds to reach the XMPP server's stream features (default 10)"),
+    AP_INIT_TAKE1("XmppBridgeTokenKeyFile", set_token_key_file, NULL, RSRC_CONF,
+                  "HS256 key (JWK or raw, mode 0600) for the tokens prebind vouches with"),
+    NUMBER_DIRECTIVE("XmppBridgeTokenLifetime", NUM_TOKEN_LIFETIME,
+                     "seconds a prebind token is valid (default 60)"),
+    NUMBER_DIRECTIVE("XmppBridgeAttachGrace", NUM_ATTACH_GRACE,
+                     "seconds a prebound session waits for the browser (default 120)"),
+    AP_INIT_TAKE1("XmppBridgePrebindJID", set_prebind_jid, NULL, OR_AUTHCFG | ACCESS_CONF,
+                  "template of the JID a prebound user gets, e.g. %{REMOTE_USER}@example.org"),
+    AP_INIT_TAKE1("XmppBridgePrebindAuth", set_prebind_auth, NULL, OR_AUTHCFG | ACCESS_CONF,
+                  "token (default) or passthrough: how prebind vouches for the user"),
     { NULL }
 };
 
@@ -304,6 +408,8 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     if (c->connect_timeout < 0) {
         c->connect_timeout = apr_time_from_sec(XB_DEFAULT_CONNECT_TIMEOUT_SEC);
     }
+    c->token_lifetime = or_default(c->token_lifetime, XB_DEFAULT_TOKEN_LIFETIME);
+    c->attach_grace = or_default(c->attach_grace, XB_DEFAULT_ATTACH_GRACE);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

@@ -34,6 +34,7 @@
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_daemon.h"
+#include "xb_jwt.h"
 #include "xb_log.h"
 
 /* What survives a restart of the configuration (the parent process keeps it). */
@@ -151,6 +152,8 @@ static void daemon_signals(void)
 static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf)
 {
     apr_socket_t *listener = NULL;
+    xb_jwt_key_t *token_key = NULL;
+    const char *errmsg = NULL;
     apr_status_t rv;
     int status = 0;
 
@@ -163,7 +166,16 @@ static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf
                      "listen on %s", conf->socket_path);
         _exit(1);
     }
-    /* Everything that needs root (the socket) is done: drop to User/Group like a child. */
+    /* The prebind key is read here, by the daemon alone and while still root: Apache's children
+     * never hold it. */
+    if (conf->token_key_file
+        && xb_jwt_key_load(pool, conf->token_key_file, &token_key, &errmsg) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, XBLOGNO(05024) "XmppBridgeTokenKeyFile %s: %s; "
+                     "token prebind is refused until this is fixed", conf->token_key_file,
+                     errmsg ? errmsg : "cannot be read");
+        token_key = NULL;
+    }
+    /* Everything that needs root (the socket, the key) is done: drop to User/Group. */
     if (ap_run_drop_privileges(pool, s)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, XBLOGNO(05012) "the bridge daemon cannot "
                      "drop privileges");
@@ -181,7 +193,7 @@ static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf
     xb_shm_table_clear(process_table);
     xb_shm_table_note_daemon(process_table, (uint32_t)getpid(), apr_time_now(),
                              retained->daemon_starts > 1);
-    rv = xb_daemon_run(pool, conf, process_table, listener, &daemon_stop);
+    rv = xb_daemon_run(pool, conf, process_table, listener, token_key, &daemon_stop);
     if (rv != APR_SUCCESS) {
         status = 1;
     }

@@ -23,7 +23,9 @@
 #include "xb_daemon.h"
 #include "xb_ipc.h"
 #include "xb_log.h"
+#include "xb_jwt.h"
 #include "xb_xmpp_conn.h"
+#include "xb_xmpp_login.h"
 
 #define READ_CHUNK 16384
 /* How long a stopping daemon waits for streams to close and answers to be written. */
@@ -71,6 +73,12 @@ struct bridge_session {
     apr_time_t connect_deadline; /* 0 once the stream is ready */
     apr_time_t close_deadline;   /* 0 until the session finished */
     int reaped;
+    /* Prebind: set while the daemon logs in on the user's behalf (bosh is NULL until then). */
+    xb_xmpp_login_t *login;
+    xb_request_id_t prebind_req; /* the prebind handler waiting for the outcome */
+    int prebind_failed;
+    const char *prebind_jid;
+    const char *site_user;       /* REMOTE_USER that prebound this session */
 };
 
 typedef struct domain_addr {
@@ -90,6 +98,7 @@ struct xb_daemon {
     apr_hash_t *addrs;    /* domain name -> domain_addr_t */
     xb_request_id_t last_req_id;
     SSL_CTX *ssl_ctx;
+    const xb_jwt_key_t *token_key; /* NULL: no token prebind */
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
@@ -99,6 +108,8 @@ struct xb_daemon {
 
 static void conn_close(ipc_conn_t *conn);
 static void session_sync(bridge_session_t *s);
+static void prebind_fail(bridge_session_t *s, int status, const char *reason, const char *why);
+static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len);
 
 apr_status_t xb_daemon_new_sid(char sid[XB_SID_HEX_LEN + 1])
 {
@@ -260,6 +271,13 @@ static void stream_element(void *baton, const char *data, apr_size_t len)
 {
     bridge_session_t *s = baton;
 
+    if (s->login) {
+        prebind_element(s, data, len);
+        return;
+    }
+    if (!s->bosh) {
+        return; /* a failed prebind: the stream is closing */
+    }
     s->connect_deadline = 0;
     xb_bosh_session_server_data(s->bosh, data, len, apr_time_now());
 }
@@ -279,6 +297,13 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
                "%s (%s)", s->sid, s->domain->name, xb_bosh_condition_name(cond),
                why ? why : "no reason given");
     }
+    if (s->login) {
+        prebind_fail(s, 502, "xmpp-connection-failed", why);
+        return;
+    }
+    if (!s->bosh) {
+        return;
+    }
     xb_bosh_session_server_closed(s->bosh, cond == XB_COND_NONE ? XB_COND_REMOTE_CONNECTION_FAILED
                                                                 : cond,
                                   data, len, apr_time_now());
@@ -287,6 +312,21 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
 static const xb_xmpp_conn_events_t stream_events = { stream_element, stream_closed };
 
 /* ---- XMPP socket I/O -------------------------------------------------------------------- */
+
+/* Read the stream unless the browser side is full (backpressure). While a prebind login runs
+ * there is no BOSH side yet, and once the session is over the server's </stream:stream> must
+ * still be read so the socket closes at once. */
+static int session_wants_data(const bridge_session_t *s)
+{
+    return !s->bosh || xb_bosh_session_is_finished(s->bosh)
+           || xb_bosh_session_wants_server_data(s->bosh);
+}
+
+/* Over: the BOSH side finished, or the prebind login failed. */
+static int session_over(const bridge_session_t *s)
+{
+    return s->bosh ? xb_bosh_session_is_finished(s->bosh) : s->prebind_failed;
+}
 
 static void session_fail(bridge_session_t *s, const char *why)
 {
@@ -336,7 +376,7 @@ static void session_read(bridge_session_t *s)
     int rounds = 0;
 
     /* A few reads per wake-up, so one busy stream cannot starve the others. */
-    while (!s->sock_closed && rounds++ < 4 && xb_bosh_session_wants_server_data(s->bosh)) {
+    while (!s->sock_closed && rounds++ < 4 && session_wants_data(s)) {
         apr_size_t n = sizeof(buf);
         apr_status_t rv = apr_socket_recv(s->sock, buf, &n);
         if (n > 0) {
@@ -392,7 +432,7 @@ static void session_sync(bridge_session_t *s)
             want = APR_POLLOUT;
         }
         else {
-            if (xb_bosh_session_wants_server_data(s->bosh)) {
+            if (session_wants_data(s)) {
                 want |= APR_POLLIN;
             }
             if (xb_xmpp_conn_pending(s->xmpp, &data) > 0) {
@@ -405,7 +445,7 @@ static void session_sync(bridge_session_t *s)
         }
         poll_set(s->d, &s->pfd, &s->events, want);
     }
-    if (xb_bosh_session_is_finished(s->bosh) && !s->close_deadline) {
+    if (session_over(s) && !s->close_deadline) {
         s->close_deadline = apr_time_now() + CLOSE_GRACE;
         xb_shm_table_remove(s->d->table, s->sid);
         if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
@@ -492,23 +532,18 @@ static apr_status_t session_connect(bridge_session_t *s)
     return rv;
 }
 
-static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
+/* A session's common part: pool, SID, row in the shared table, the XMPP stream object. Returns
+ * NULL with the condition to answer when it cannot be had. */
+static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
+                                     const char *xml_lang, uint64_t rid, int has_ver,
+                                     xb_bosh_condition_t *cond)
 {
-    xb_daemon_t *d = conn->d;
-    const xb_domain_t *domain = xb_config_find_domain(d->conf, body->to);
     xb_xmpp_conn_params_t params;
     xb_shm_session_t row;
     bridge_session_t *s;
     apr_pool_t *pool;
-    apr_status_t rv;
     apr_time_t now = apr_time_now();
 
-    if (!domain) {
-        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%s' "
-               "is not configured (XmppBridgeDomain)", body->to ? body->to : "(no 'to')");
-        conn_send_terminate(conn, XB_COND_HOST_UNKNOWN, body->ver == NULL);
-        return;
-    }
     apr_pool_create(&pool, d->pool);
     s = apr_pcalloc(pool, sizeof(*s));
     s->kind = FD_XMPP;
@@ -518,29 +553,27 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
     if (xb_daemon_new_sid(s->sid) != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04009) "no random bytes for a session id");
         apr_pool_destroy(pool);
-        conn_send_terminate(conn, XB_COND_INTERNAL_SERVER_ERROR, body->ver == NULL);
-        return;
+        *cond = XB_COND_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
     memset(&row, 0, sizeof(row));
     apr_cpystrn(row.sid, s->sid, sizeof(row.sid));
     apr_cpystrn(row.domain, domain->name, sizeof(row.domain));
-    row.rid_hi = body->rid;
-    row.rid_lo = body->rid;
+    row.rid_hi = rid;
+    row.rid_lo = rid;
     row.requests = 1;
-    row.has_ver = body->ver != NULL;
+    row.has_ver = (uint32_t)has_ver;
     row.created = row.last_activity = now;
-    rv = xb_shm_table_insert(d->table, &row);
-    if (rv != APR_SUCCESS) {
-        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04010) "session creation refused: the "
-               "session table is full (XmppBridgeMaxSessions %u)", d->conf->max_sessions);
+    if (xb_shm_table_insert(d->table, &row) != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04010) "session refused: the session table "
+               "is full (XmppBridgeMaxSessions %u)", d->conf->max_sessions);
         apr_pool_destroy(pool);
-        conn_send_terminate(conn, XB_COND_POLICY_VIOLATION, body->ver == NULL);
-        return;
+        *cond = XB_COND_POLICY_VIOLATION;
+        return NULL;
     }
-
     memset(&params, 0, sizeof(params));
     params.domain = domain->name;
-    params.xml_lang = body->xml_lang;
+    params.xml_lang = xml_lang;
     params.tls = domain->tls;
     params.ssl_ctx = d->ssl_ctx;
     params.tls_name = domain->tls_name;
@@ -549,20 +582,225 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
     s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
     s->connect_deadline = now + d->conf->connect_timeout;
     apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
-    conn->session = s;
-    s->bosh = xb_bosh_session_create(pool, s->sid, body, conn->req_id, &d->limits, &session_io,
-                                     s, now);
-    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
-           s->sid, domain->name, domain->host, (unsigned)domain->port);
+    return s;
+}
 
-    rv = session_connect(s);
+/* Connects the session's stream (after its BOSH or login side is in place). */
+static void session_start(bridge_session_t *s)
+{
+    apr_status_t rv = session_connect(s);
+
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
+           s->sid, s->domain->name, s->domain->host, (unsigned)s->domain->port);
     if (rv != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04012) "session %s: cannot connect to %s:%u "
-               "for %s", s->sid, domain->host, (unsigned)domain->port, domain->name);
+               "for %s", s->sid, s->domain->host, (unsigned)s->domain->port, s->domain->name);
         s->sock_closed = 1;
         session_fail(s, "connecting to the XMPP server failed");
     }
     session_sync(s);
+}
+
+static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
+{
+    xb_daemon_t *d = conn->d;
+    const xb_domain_t *domain = xb_config_find_domain(d->conf, body->to);
+    xb_bosh_condition_t cond = XB_COND_NONE;
+    bridge_session_t *s;
+
+    if (!domain) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%s' "
+               "is not configured (XmppBridgeDomain)", body->to ? body->to : "(no 'to')");
+        conn_send_terminate(conn, XB_COND_HOST_UNKNOWN, body->ver == NULL);
+        return;
+    }
+    s = session_new(d, domain, body->xml_lang, body->rid, body->ver != NULL, &cond);
+    if (!s) {
+        conn_send_terminate(conn, cond, body->ver == NULL);
+        return;
+    }
+    conn->session = s;
+    s->bosh = xb_bosh_session_create(s->pool, s->sid, body, conn->req_id, &d->limits,
+                                     &session_io, s, apr_time_now());
+    session_start(s);
+}
+
+/* ---- prebind: the daemon logs in on the user's behalf ------------------------------------ */
+
+static void json_append_string(apr_pool_t *p, const char **out, const char *v)
+{
+    const char *c;
+    char *esc = apr_palloc(p, strlen(v) * 6 + 3), *w = esc;
+
+    *w++ = '"';
+    for (c = v; *c; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch == '"' || ch == '\\') {
+            *w++ = '\\';
+            *w++ = (char)ch;
+        }
+        else if (ch < 0x20) {
+            w += sprintf(w, "\\u%04x", ch);
+        }
+        else {
+            *w++ = (char)ch;
+        }
+    }
+    *w++ = '"';
+    *w = '\0';
+    *out = apr_pstrcat(p, *out, esc, NULL);
+}
+
+static void prebind_answer(bridge_session_t *s, int status, const char *json)
+{
+    ipc_conn_t *conn = apr_hash_get(s->d->requests, &s->prebind_req, sizeof(s->prebind_req));
+
+    s->prebind_req = 0;
+    if (conn) {
+        conn->session = NULL;
+        conn_send_frame(conn, status, json, strlen(json));
+    }
+}
+
+/* The login failed or the stream died before it finished: answer, then end the session. */
+static void prebind_fail(bridge_session_t *s, int status, const char *reason, const char *why)
+{
+    const char *json = "{\"error\":";
+
+    xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04024) "prebind for %s failed: %s (%s)",
+           s->prebind_jid, reason, why ? why : "no detail");
+    s->login = NULL;
+    s->prebind_failed = 1;
+    json_append_string(s->pool, &json, reason);
+    prebind_answer(s, status, apr_pstrcat(s->pool, json, "}\n", NULL));
+    if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
+        xb_xmpp_conn_close(s->xmpp);
+    }
+}
+
+/* An initial RID for the browser: random, large, with room below 2^53-1 for a long session
+ * (XEP-0124 §14.1: unpredictable; the prebind anchors suggest [2^32, 2^52)). */
+static uint64_t random_rid(void)
+{
+    uint64_t v = 0;
+
+    RAND_bytes((unsigned char *)&v, sizeof(v));
+    return (UINT64_C(1) << 32) + v % ((UINT64_C(1) << 52) - (UINT64_C(1) << 32));
+}
+
+static void prebind_done(bridge_session_t *s)
+{
+    xb_daemon_t *d = s->d;
+    uint64_t next_rid = random_rid();
+    const char *jid = xb_xmpp_login_bound_jid(s->login);
+    const char *json = "{\"jid\":";
+    apr_time_t now = apr_time_now();
+
+    s->login = NULL;
+    s->connect_deadline = 0;
+    s->bosh = xb_bosh_session_create_prebound(s->pool, s->sid, s->domain->name, next_rid,
+                                              d->conf->attach_grace, &d->limits, &session_io,
+                                              s, now);
+    update_table(s);
+    json_append_string(s->pool, &json, jid);
+    json = apr_pstrcat(s->pool, json, ",\"sid\":", NULL);
+    json_append_string(s->pool, &json, s->sid);
+    json = apr_psprintf(s->pool, "%s,\"rid\":%" APR_UINT64_T_FMT "}\n", json, next_rid);
+    /* Who and where, never the SID or RID: those are the session's bearer credentials. */
+    xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04025) "prebound %s for site user %s", jid,
+           s->site_user);
+    prebind_answer(s, 200, json);
+}
+
+static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len)
+{
+    const char *out = NULL;
+    apr_size_t out_len = 0;
+
+    switch (xb_xmpp_login_element(s->login, data, len, &out, &out_len)) {
+    case XB_LOGIN_CONTINUE:
+        if (out_len) {
+            xb_xmpp_conn_send(s->xmpp, out, out_len);
+        }
+        break;
+    case XB_LOGIN_RESTART:
+        if (out_len) {
+            xb_xmpp_conn_send(s->xmpp, out, out_len);
+        }
+        xb_xmpp_conn_restart(s->xmpp);
+        break;
+    case XB_LOGIN_DONE:
+        if (out_len) {
+            xb_xmpp_conn_send(s->xmpp, out, out_len);
+        }
+        prebind_done(s);
+        break;
+    case XB_LOGIN_FAILED:
+    default:
+        prebind_fail(s, 502, xb_xmpp_login_error(s->login),
+                     xb_xmpp_login_error_detail(s->login));
+        break;
+    }
+}
+
+static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len)
+{
+    xb_daemon_t *d = conn->d;
+    const xb_ipc_prebind_meta_t *meta = (const xb_ipc_prebind_meta_t *)payload;
+    const char *f[XB_PREBIND_FIELD_COUNT];
+    xb_xmpp_login_params_t params;
+    const xb_domain_t *domain;
+    xb_bosh_condition_t cond = XB_COND_NONE;
+    bridge_session_t *s;
+    char resource[XB_SID_HEX_LEN + 1];
+    const char *answer = "{\"error\":\"bad-request\"}\n";
+
+    if (len < sizeof(*meta) || conn->req_id
+        || xb_ipc_strings_split(payload + sizeof(*meta), len - sizeof(*meta), f,
+                                XB_PREBIND_FIELD_COUNT) != APR_SUCCESS) {
+        conn_send_frame(conn, 400, answer, strlen(answer));
+        return;
+    }
+    conn->req_id = ++d->last_req_id;
+    apr_hash_set(d->requests, &conn->req_id, sizeof(conn->req_id), conn);
+    domain = xb_config_find_domain(d->conf, f[XB_PREBIND_FIELD_DOMAIN]);
+    if (!domain) {
+        answer = "{\"error\":\"domain-not-configured\"}\n";
+        conn_send_frame(conn, 500, answer, strlen(answer));
+        return;
+    }
+    if (meta->mode == XB_PREBIND_TOKEN && !d->token_key) {
+        answer = "{\"error\":\"no-token-key\"}\n";
+        conn_send_frame(conn, 500, answer, strlen(answer));
+        return;
+    }
+    s = session_new(d, domain, NULL, 0, 1, &cond);
+    if (!s) {
+        answer = "{\"error\":\"too-many-sessions\"}\n";
+        conn_send_frame(conn, 503, answer, strlen(answer));
+        return;
+    }
+    xb_daemon_new_sid(resource); /* 32 hex digits; a 12-digit resource suffix is plenty */
+    resource[12] = '\0';
+    memset(&params, 0, sizeof(params));
+    params.username = f[XB_PREBIND_FIELD_LOCALPART];
+    params.domain = domain->name;
+    params.resource = apr_pstrcat(s->pool, "xb-", resource, NULL);
+    if (meta->mode == XB_PREBIND_PASSTHROUGH) {
+        params.mode = XB_LOGIN_MODE_PASSWORD;
+        params.secret = f[XB_PREBIND_FIELD_SECRET];
+    }
+    else {
+        params.mode = XB_LOGIN_MODE_TOKEN;
+        params.secret = xb_jwt_mint(s->pool, d->token_key, f[XB_PREBIND_FIELD_JID],
+                                    apr_time_now(), d->conf->token_lifetime);
+    }
+    s->login = xb_xmpp_login_create(s->pool, &params);
+    s->prebind_jid = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_JID]);
+    s->site_user = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_SITE_USER]);
+    s->prebind_req = conn->req_id;
+    conn->session = s;
+    session_start(s);
 }
 
 /* ---- frames from handlers --------------------------------------------------------------- */
@@ -600,7 +838,7 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
         return;
     }
     s = apr_hash_get(d->sessions, body->sid, APR_HASH_KEY_STRING);
-    if (!s || s->close_deadline) {
+    if (!s || s->close_deadline || !s->bosh) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04014) "request from %s for unknown session %s",
                client_ip, body->sid);
         conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
@@ -623,7 +861,7 @@ static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t l
     memcpy(sid, payload, XB_SID_HEX_LEN);
     sid[XB_SID_HEX_LEN] = '\0';
     s = apr_hash_get(conn->d->sessions, sid, APR_HASH_KEY_STRING);
-    if (s && !s->close_deadline) {
+    if (s && !s->close_deadline && s->bosh) {
         /* The handler already told the client item-not-found; end the session for good. */
         xb_shm_table_remove(conn->d->table, s->sid);
         xb_bosh_session_server_closed(s->bosh, XB_COND_ITEM_NOT_FOUND, NULL, 0, apr_time_now());
@@ -640,13 +878,16 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
         handle_bosh_request(conn, payload, hdr->length);
         break;
     case XB_IPC_RELEASE:
-        if (conn->req_id && conn->session) {
+        if (conn->req_id && conn->session && conn->session->bosh) {
             xb_bosh_session_release(conn->session->bosh, conn->req_id, apr_time_now());
             session_sync(conn->session);
         }
         break;
     case XB_IPC_TERMINATE:
         handle_terminate(conn, payload, hdr->length);
+        break;
+    case XB_IPC_PREBIND:
+        handle_prebind(conn, payload, hdr->length);
         break;
     default:
         conn_close(conn);
@@ -704,7 +945,7 @@ static void conn_close(ipc_conn_t *conn)
     if (conn->req_id) {
         xb_request_id_t id = conn->req_id;
         conn_unregister(conn);
-        if (conn->session && !conn->session->reaped) {
+        if (conn->session && !conn->session->reaped && conn->session->bosh) {
             xb_bosh_session_request_gone(conn->session->bosh, id, apr_time_now());
             session_sync(conn->session);
         }
@@ -769,18 +1010,26 @@ static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
                    s->domain->host, (unsigned)s->domain->port, s->domain->name);
             s->connecting = 0;
             session_close_socket(s);
-            session_fail(s, "timed out setting up the XMPP stream");
+            if (s->login) {
+                prebind_fail(s, 504, "timeout", "XmppBridgeConnectTimeout");
+                s->xmpp_closed = 1;
+            }
+            else {
+                session_fail(s, "timed out setting up the XMPP stream");
+            }
         }
-        if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp)) {
+        if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
             s->connect_deadline = 0;
         }
-        xb_bosh_session_tick(s->bosh, now);
+        if (s->bosh) {
+            xb_bosh_session_tick(s->bosh, now);
+        }
         session_sync(s);
         if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
             APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
             continue;
         }
-        due = xb_bosh_session_next_deadline(s->bosh);
+        due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
         if (due && due < next) {
             next = due;
         }
@@ -849,7 +1098,10 @@ static void shutdown_sessions(xb_daemon_t *d)
 
     for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
         bridge_session_t *s = apr_hash_this_val(hi);
-        if (!s->close_deadline) {
+        if (s->login) {
+            prebind_fail(s, 503, "system-shutdown", "the daemon is stopping");
+        }
+        else if (!s->close_deadline && s->bosh) {
             xb_bosh_session_server_closed(s->bosh, XB_COND_SYSTEM_SHUTDOWN, NULL, 0,
                                           apr_time_now());
             io_close_stream(s);
@@ -908,7 +1160,8 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
 }
 
 apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_table_t *table,
-                           apr_socket_t *listener, volatile sig_atomic_t *stop)
+                           apr_socket_t *listener, const xb_jwt_key_t *token_key,
+                           volatile sig_atomic_t *stop)
 {
     xb_daemon_t daemon, *d = &daemon;
     apr_time_t next, shutdown_until = 0;
@@ -918,6 +1171,7 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    d->token_key = token_key;
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04021) "bridge daemon ready (%d domains, %u session "
            "slots)", conf->domains ? conf->domains->nelts : 0, conf->max_sessions);
     next = apr_time_now() + MAX_POLL_WAIT;

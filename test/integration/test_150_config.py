@@ -7,25 +7,26 @@ import pytest
 
 import conftest
 from xbtest.apache import Apache
+from xbtest.examples import example_names, render_example
 
 pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module configuration")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLES = os.path.join(REPO, "conf-examples")
 
 
-def render(name, values):
-    with open(os.path.join(EXAMPLES, name)) as f:
-        text = f.read()
-    for k, v in values.items():
-        text = text.replace("@%s@" % k, str(v))
-    assert "@" not in "".join(l for l in text.splitlines() if not l.lstrip().startswith("#")), \
-        "unfilled placeholder in %s" % name
-    return text
+def test_150_every_example_is_exercised():
+    """Each conf-examples/ file is loaded by some test: this list must name them all."""
+    assert example_names() == sorted(EXERCISED), "add a test for the new example"
+
+
+# example -> the test that runs it
+EXERCISED = {
+    "bosh-prosody.conf": "test_151_bosh_prosody_example_chats",
+    "prebind-token-prosody.conf": "test_300_prebind.py (fixture `stack`)",
+}
 
 
 def test_151_bosh_prosody_example_chats(prosody, ca, workdir, users, bosh):
-    conf = render("bosh-prosody.conf", {
+    conf = render_example("bosh-prosody.conf", {
         "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": prosody.domain,
         "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path})
     a = Apache(tempfile.mkdtemp(dir=workdir, prefix="example-"), mpm="event",

@@ -31,12 +31,16 @@ class Prosody:
     """
 
     def __init__(self, workdir, domain="example.test", users=None, ca=None, bosh=True,
-                 extra_config="", bosh_max_wait=30, bosh_max_inactivity=60):
+                 extra_config="", bosh_max_wait=30, bosh_max_inactivity=60,
+                 authentication="internal_hashed"):
         self.workdir = os.path.abspath(workdir)
         self.domain = domain
         self.users = dict(users or {})
         self.bosh = bosh
         self.extra_config = extra_config
+        # Set here, not in extra_config: Prosody 0.12.3 crashes formatting its own
+        # "Duplicate option" warning when an option is set twice.
+        self.authentication = authentication
         self.bosh_max_wait = bosh_max_wait
         self.bosh_max_inactivity = bosh_max_inactivity
         os.makedirs(self.workdir, exist_ok=True)
@@ -91,7 +95,7 @@ class Prosody:
         lines += [
             "modules_enabled = { %s }" % ", ".join(_lua_str(m) for m in modules),
             "modules_disabled = { \"s2s\" }",
-            "authentication = \"internal_hashed\"",
+            "authentication = %s" % _lua_str(self.authentication),
             "storage = \"internal\"",
             "allow_registration = false",
             "c2s_require_encryption = true",

@@ -1,0 +1,243 @@
+/* SetHandler xmpp-prebind: the site's logged-in user becomes a live, bound XMPP session.
+ *
+ * Apache's own authentication (any module) has already run: r->user is who the site says this
+ * is. The handler maps that user to a JID, asks the daemon to log in on the user's behalf
+ * (a token the daemon mints, or the site login's own Basic credentials where the XMPP server
+ * shares the directory) and answers Converse.js's prebind_url contract:
+ *     200 {"jid": bound full JID, "sid": ..., "rid": next unused RID}
+ * Every failure is JSON with a 4xx/5xx status and a reason code, never 200 and never HTML
+ * (Converse JSON.parses any 2xx/3xx and hangs on HTML).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_poll.h>
+#include <apr_strings.h>
+
+#include "mod_xmpp_bridge_private.h"
+#include "xb_ipc.h"
+#include "xb_jid.h"
+#include "xb_log.h"
+
+#define JSON_TYPE "application/json"
+/* Beyond the connect timeout: SASL, restart, bind and session take a few round trips more. */
+#define PREBIND_ANSWER_SLACK apr_time_from_sec(10)
+
+static int json_error(request_rec *r, int status, const char *reason)
+{
+    const char *body = apr_psprintf(r->pool, "{\"error\":\"%s\"}\n", reason);
+
+    r->status = status;
+    ap_set_content_type(r, JSON_TYPE);
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    ap_rputs(body, r);
+    /* The body is written: keep httpd from appending its own HTML error page. */
+    return OK;
+}
+
+/* Fetch metadata first; without it (older browsers), Origin, then Referer. A request carrying
+ * none of them is no browser's cross-site request. */
+static int is_cross_site(request_rec *r)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *origin, *referer, *own;
+
+    if (site) {
+        return strcasecmp(site, "same-origin") != 0 && strcasecmp(site, "none") != 0;
+    }
+    if (!host) {
+        return 0;
+    }
+    own = apr_pstrcat(r->pool, ap_http_scheme(r), "://", host, NULL);
+    origin = apr_table_get(r->headers_in, "Origin");
+    if (origin) {
+        return strcasecmp(origin, own) != 0;
+    }
+    referer = apr_table_get(r->headers_in, "Referer");
+    if (referer) {
+        apr_size_t n = strlen(own);
+        return strncasecmp(referer, own, n) != 0 || (referer[n] != '/' && referer[n] != '\0');
+    }
+    return 0;
+}
+
+/* %{NAME} in XmppBridgePrebindJID: the authenticated user, then the request environment
+ * (e.g. mod_authnz_ldap's AUTHENTICATE_* attributes), then a few request facts. */
+static const char *lookup_variable(void *baton, const char *name)
+{
+    request_rec *r = baton;
+    const char *v;
+
+    if (!strcmp(name, "REMOTE_USER")) {
+        return r->user;
+    }
+    v = apr_table_get(r->subprocess_env, name);
+    if (v) {
+        return v;
+    }
+    if (!strcmp(name, "SERVER_NAME")) {
+        return ap_get_server_name(r);
+    }
+    return NULL;
+}
+
+static void set_headers(request_rec *r)
+{
+    /* A SID is a bearer credential: never cached, never sniffed, never shared cross-origin. */
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+}
+
+/* The fields travel as consecutive NUL-terminated strings (xb_ipc_strings_split). */
+static char *pack_fields(apr_pool_t *p, const char *const *values, unsigned n, apr_size_t *len)
+{
+    apr_size_t total = 0, pos = 0;
+    unsigned i;
+    char *buf;
+
+    for (i = 0; i < n; i++) {
+        total += strlen(values[i]) + 1;
+    }
+    buf = apr_palloc(p, total);
+    for (i = 0; i < n; i++) {
+        apr_size_t part = strlen(values[i]) + 1;
+        memcpy(buf + pos, values[i], part);
+        pos += part;
+    }
+    *len = total;
+    return buf;
+}
+
+static int wait_answer(request_rec *r, xb_daemon_link_t *link, apr_interval_time_t timeout,
+                       int *status, char **body, apr_size_t *len)
+{
+    apr_pollfd_t pfd;
+    apr_int32_t n = 0;
+    apr_status_t rv;
+
+    memset(&pfd, 0, sizeof(pfd));
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.desc.s = link->sock;
+    pfd.reqevents = APR_POLLIN;
+    pfd.p = r->pool;
+    do {
+        rv = apr_poll(&pfd, 1, &n, timeout);
+    } while (APR_STATUS_IS_EINTR(rv));
+    if (rv != APR_SUCCESS) {
+        return APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
+    }
+    rv = xb_link_read_answer(link, status, body, len);
+    return rv == APR_SUCCESS ? OK : HTTP_BAD_GATEWAY;
+}
+
+int xb_prebind_handler(request_rec *r)
+{
+    const xb_config_t *conf;
+    const xb_dir_conf_t *dc;
+    xb_ipc_prebind_meta_t meta;
+    xb_daemon_link_t link;
+    const char *jid = NULL, *errmsg = NULL, *password = "", *at, *localpart, *domain;
+    const char *basic_user = NULL, *basic_pw = NULL;
+    char *fields, *body = NULL;
+    apr_size_t fields_len, len = 0;
+    int status = 0, rc;
+    apr_status_t rv;
+
+    if (!r->handler || strcmp(r->handler, XB_PREBIND_HANDLER) != 0) {
+        return DECLINED;
+    }
+    set_headers(r);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "POST", NULL);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
+        return json_error(r, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed");
+    }
+    conf = xb_conf_get(r->server);
+    dc = xb_conf_dir(r);
+    if (!r->user || !*r->user) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05050) "xmpp-prebind at %s has no "
+                      "authenticated user: protect it with the site's authentication "
+                      "(AuthType ... / Require valid-user); refusing", r->uri);
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-protected");
+    }
+    if (is_cross_site(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05051) "cross-site prebind "
+                      "request refused (user %s)", r->user);
+        return json_error(r, HTTP_FORBIDDEN, "cross-site");
+    }
+    if (!dc->prebind_jid) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05052) "xmpp-prebind at %s: no "
+                      "XmppBridgePrebindJID is configured", r->uri);
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
+    }
+    rv = xb_jid_expand(r->pool, dc->prebind_jid, lookup_variable, r, &jid, &errmsg);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05053) "user %s cannot be "
+                      "mapped to a JID with '%s': %s", r->user, dc->prebind_jid,
+                      errmsg ? errmsg : "invalid");
+        return json_error(r, HTTP_FORBIDDEN, "no-jid");
+    }
+    at = strrchr(jid, '@');
+    localpart = apr_pstrmemdup(r->pool, jid, (apr_size_t)(at - jid));
+    domain = at + 1;
+    if (!xb_config_find_domain(conf, domain)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05054) "prebind JID %s: domain %s "
+                      "is not an XmppBridgeDomain", jid, domain);
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "domain-not-configured");
+    }
+    memset(&meta, 0, sizeof(meta));
+    meta.mode = dc->prebind_mode ? (uint32_t)dc->prebind_mode : XB_PREBIND_TOKEN;
+    apr_cpystrn(meta.client_ip, r->useragent_ip ? r->useragent_ip : "", sizeof(meta.client_ip));
+    if (meta.mode == XB_PREBIND_PASSTHROUGH) {
+        if (ap_get_basic_auth_components(r, &basic_user, &basic_pw) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05055) "XmppBridgePrebindAuth "
+                          "passthrough needs HTTP Basic credentials on %s", r->uri);
+            return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "no-site-credentials");
+        }
+        password = basic_pw;
+    }
+    else if (!conf->token_key_file) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05056) "XmppBridgePrebindAuth token "
+                      "needs XmppBridgeTokenKeyFile");
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
+    }
+    {
+        const char *values[XB_PREBIND_FIELD_COUNT];
+        values[XB_PREBIND_FIELD_DOMAIN] = domain;
+        values[XB_PREBIND_FIELD_LOCALPART] = localpart;
+        values[XB_PREBIND_FIELD_JID] = jid;
+        values[XB_PREBIND_FIELD_SITE_USER] = r->user;
+        values[XB_PREBIND_FIELD_SECRET] = password;
+        fields = pack_fields(r->pool, values, XB_PREBIND_FIELD_COUNT, &fields_len);
+    }
+    rv = xb_link_open(&link, r, conf->socket_path);
+    if (rv == APR_SUCCESS) {
+        rv = xb_link_send(&link, XB_IPC_PREBIND, &meta, sizeof(meta), fields, fields_len);
+    }
+    /* The password (pass-through) is in this frame only; wipe the copy. */
+    memset(fields, 0, fields_len);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, XBLOGNO(05057) "cannot reach the bridge "
+                      "daemon at %s", conf->socket_path);
+        return json_error(r, HTTP_SERVICE_UNAVAILABLE, "daemon-unavailable");
+    }
+    rc = wait_answer(r, &link, conf->connect_timeout + PREBIND_ANSWER_SLACK, &status, &body,
+                     &len);
+    if (rc != OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05058) "no prebind answer from the "
+                      "bridge daemon for %s", jid);
+        return json_error(r, rc, rc == HTTP_GATEWAY_TIME_OUT ? "timeout" : "daemon-failed");
+    }
+    r->status = status;
+    ap_set_content_type(r, JSON_TYPE);
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(body, (int)len, r);
+    return OK;
+}

@@ -1,0 +1,198 @@
+"""Prebind: a user logged in to the site (HTTP Basic here; any auth module works) gets a live,
+bound XMPP session without an XMPP password, from `SetHandler xmpp-prebind`.
+
+Real parts: Apache with the module and mod_auth_basic/mod_authn_file in front of the handler,
+a real Prosody with the project's token provider (contrib/prosody/mod_auth_xmpp_bridge.lua)
+that verifies the JWT the daemon mints, and the suite's BOSH client attaching the way Strophe's
+attach() does (the returned rid is used by the first request)."""
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import base64
+
+import pytest
+
+import conftest
+from xbtest.apache import Apache
+from xbtest.bosh import BoshClient, message_body
+from xbtest.ejabberd import write_jwk
+from xbtest.examples import render_example
+from xbtest.prosody import Prosody
+
+pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feature")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOMAIN = "example.test"
+SITE_USERS = {"alice": "alice-site-Pw", "bob": "bob-site-Pw", "o'neil": "oneil-site-Pw"}
+XMPP_USERS = {"bob": "bob-xmpp-Pw"}   # bob also has an ordinary XMPP password (SCRAM)
+SECRET = os.urandom(32)
+
+
+@pytest.fixture(scope="module")
+def stack(workdir, ca):
+    base = tempfile.mkdtemp(dir=workdir, prefix="prebind-")
+    os.chmod(base, 0o755)
+    # One secret, two files: the module's (root, 0600) and Prosody's (its user, 0600).
+    module_key = os.path.join(base, "token-key.jwk")
+    write_jwk(module_key, SECRET)
+    prosody_dir = os.path.join(base, "prosody")
+    os.makedirs(prosody_dir)
+    prosody_key = os.path.join(prosody_dir, "token-key.jwk")
+    write_jwk(prosody_key, SECRET, owner="prosody" if os.getuid() == 0 else None)
+    prosody = Prosody(prosody_dir, domain=DOMAIN, users=XMPP_USERS, ca=ca,
+                      authentication="xmpp_bridge", extra_config="""
+plugin_paths = { %r }
+xmpp_bridge_token_key_file = %r
+xmpp_bridge_fallback_auth = "internal_hashed"
+""" % (os.path.join(REPO, "contrib", "prosody"), prosody_key))
+    prosody.start()
+    htpasswd = os.path.join(base, "htpasswd")
+    for i, (user, pw) in enumerate(SITE_USERS.items()):
+        subprocess.run(["htpasswd", "-b" + ("c" if i == 0 else ""), htpasswd, user, pw],
+                       check=True, capture_output=True)
+    os.chmod(htpasswd, 0o644)
+    conf = render_example("prebind-token-prosody.conf", {
+        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": DOMAIN,
+        "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
+        "HTPASSWD_FILE": htpasswd})
+    conf += """
+XmppBridgeMaxWait 20
+<Location /prebind-unprotected>
+    SetHandler xmpp-prebind
+    XmppBridgePrebindJID %{REMOTE_USER}@example.test
+</Location>
+"""
+    apache = Apache(os.path.join(base, "apache"), mpm="event", extra_conf=conf,
+                    modules=("auth_basic", "authn_core", "authn_file", "authz_user"))
+    apache.start()
+    yield {"prosody": prosody, "apache": apache, "ca": ca}
+    try:
+        # the refusals the tests provoke on purpose, nothing else
+        apache.assert_no_unexpected_log(expected_tags=("XB05050", "XB05051"))
+    finally:
+        apache.stop()
+    prosody.stop()
+
+
+def prebind(apache, user=None, password=None, path="/prebind", headers=None):
+    req = urllib.request.Request(apache.url(path), headers={"Accept": "application/json"})
+    if user is not None:
+        token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def attach(apache, answer):
+    """What Strophe's attach(jid, sid, rid) does: the next request carries `rid`."""
+    c = BoshClient(apache.url("/http-bind"), DOMAIN, wait=20)
+    c.sid = answer["sid"]
+    c.jid = answer["jid"]
+    c.rid = answer["rid"] - 1
+    c.requests = 2
+    c.authenticated = True
+    c._slots = threading.BoundedSemaphore(2)
+    return c
+
+
+def test_301_prebind_answers_converse_contract(stack):
+    status, headers, body = prebind(stack["apache"], "alice", SITE_USERS["alice"])
+    assert status == 200, body
+    answer = json.loads(body)
+    assert set(answer) == {"jid", "sid", "rid"}
+    assert answer["jid"].startswith("alice@%s/" % DOMAIN)     # the bound full JID
+    assert isinstance(answer["rid"], int) and 2 ** 32 <= answer["rid"] < 2 ** 53
+    assert len(answer["sid"]) >= 32
+    assert headers.get("Cache-Control") == "no-store"
+    assert headers.get("X-Content-Type-Options") == "nosniff"
+    assert headers.get("Content-Type", "").startswith("application/json")
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_302_attached_session_chats(stack, users):
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"])
+    assert status == 200, body
+    a = attach(stack["apache"], json.loads(body))
+    # bob logs in the ordinary way (password, SCRAM-SHA-1) through the same gateway
+    b = BoshClient(stack["apache"].url("/http-bind"), DOMAIN, wait=20)
+    b.create()
+    b.login("bob", XMPP_USERS["bob"])
+    try:
+        a.start_polling()
+        b.start_polling()
+        a.presence()
+        b.presence()
+        b.send_message(a.jid, "hello prebound alice")
+        assert message_body(a.wait_for_message("bob@" + DOMAIN, 15)) == "hello prebound alice"
+        a.send_message("bob@" + DOMAIN, "hello bob, from a session I never typed a password for")
+        got = b.wait_for_message("alice@" + DOMAIN, 15)
+        assert message_body(got) == "hello bob, from a session I never typed a password for"
+    finally:
+        for c in (a, b):
+            c.terminate(timeout=5)
+            c.close()
+
+
+def test_303_each_call_gives_a_fresh_session(stack):
+    answers = []
+    for _ in range(2):
+        status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"])
+        assert status == 200, body
+        answers.append(json.loads(body))
+    assert answers[0]["sid"] != answers[1]["sid"]
+    assert answers[0]["jid"] != answers[1]["jid"]      # a unique resource per prebind
+
+
+def test_304_escaped_localpart(stack):
+    status, _, body = prebind(stack["apache"], "o'neil", SITE_USERS["o'neil"])
+    assert status == 200, body
+    assert json.loads(body)["jid"].startswith("o\\27neil@%s/" % DOMAIN)   # XEP-0106
+
+
+def test_305_unprotected_location_refuses(stack):
+    mark = stack["apache"].log_mark()
+    status, headers, body = prebind(stack["apache"], path="/prebind-unprotected")
+    assert status == 500
+    assert json.loads(body) == {"error": "not-protected"}
+    assert headers.get("Content-Type", "").startswith("application/json")
+    lines = stack["apache"].unexpected_log_lines(since=mark)
+    assert any("XB05050" in l for l in lines), lines
+
+
+def test_306_wrong_site_password_never_reaches_xmpp(stack):
+    status, _, _ = prebind(stack["apache"], "alice", "not-her-password")
+    assert status == 401
+
+
+def test_307_cross_site_refused(stack):
+    mark = stack["apache"].log_mark()
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"],
+                              headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 403 and json.loads(body)["error"] == "cross-site"
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"],
+                              headers={"Origin": "http://evil.example"})
+    assert status == 403
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"],
+                              headers={"Sec-Fetch-Site": "same-origin"})
+    assert status == 200, body
+    assert any("XB05051" in l for l in stack["apache"].unexpected_log_lines(since=mark))
+
+
+def test_308_no_secret_in_any_log(stack):
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"])
+    answer = json.loads(body)
+    logs = open(stack["apache"].error_log_path).read()
+    logs += open(stack["prosody"].log_path).read()
+    assert answer["sid"] not in logs
+    assert str(answer["rid"]) not in logs
+    assert "eyJ" not in logs                           # no JWT (base64url of '{"')
+    assert SITE_USERS["alice"] not in logs
