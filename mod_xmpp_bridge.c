@@ -21,6 +21,8 @@ static void xb_register_hooks(apr_pool_t *p)
     ap_hook_child_stopping(xb_daemon_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(xb_bosh_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(xb_prebind_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(xb_credentials_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(xb_logout_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* The build hides every symbol (-fvisibility=hidden); the module record is the one httpd must

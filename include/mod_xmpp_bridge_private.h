@@ -19,6 +19,8 @@ APLOG_USE_MODULE(xmpp_bridge);
 
 #define XB_BOSH_HANDLER "xmpp-bosh"
 #define XB_PREBIND_HANDLER "xmpp-prebind"
+#define XB_CREDENTIALS_HANDLER "xmpp-credentials"
+#define XB_LOGOUT_HANDLER "xmpp-logout"
 #define XB_MUTEX_TYPE "xmpp-bridge-shm"
 
 /* ---- configuration (mod_xmpp_bridge_config.c) ---- */
@@ -34,6 +36,7 @@ typedef struct xb_server_conf {
 typedef struct xb_dir_conf {
     const char *prebind_jid; /* XmppBridgePrebindJID template; NULL: unset */
     int prebind_mode;        /* xb_prebind_mode_t; 0: unset (token) */
+    int require_site_user;   /* XmppBridgeRequireSiteUser: -1 unset, 0 off, 1 on */
 } xb_dir_conf_t;
 
 void *xb_conf_create_dir(apr_pool_t *p, char *dir);
@@ -84,6 +87,8 @@ void xb_link_close(xb_daemon_link_t *link);
 
 int xb_bosh_handler(request_rec *r);
 int xb_prebind_handler(request_rec *r);
+int xb_credentials_handler(request_rec *r);
+int xb_logout_handler(request_rec *r);
 
 /* Binds the core's xb_log to ap_log_error for server `s`. */
 void xb_glue_bind_log(server_rec *s);

@@ -41,6 +41,7 @@ typedef struct xb_config {
     const char *token_key_file;  /* HS256 key for prebind tokens; read by the daemon only */
     unsigned token_lifetime;     /* seconds a minted token is valid */
     unsigned attach_grace;       /* seconds a prebound session waits for the browser */
+    unsigned max_per_user;       /* live prebound sessions per site user; the oldest ends */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -57,6 +58,7 @@ typedef struct xb_config {
 #define XB_DEFAULT_XMPP_PORT 5222
 #define XB_DEFAULT_TOKEN_LIFETIME 60
 #define XB_DEFAULT_ATTACH_GRACE 120
+#define XB_DEFAULT_MAX_PER_USER 5
 
 /* The configured domain `name` (case-insensitive), or NULL: the caller answers host-unknown. */
 const xb_domain_t *xb_config_find_domain(const xb_config_t *conf, const char *name);

@@ -19,12 +19,14 @@ typedef enum {
     XB_IPC_TERMINATE = 3,    /* handler -> daemon: end session <sid> (payload), e.g. the
                                 handler already answered an out-of-window RID */
     XB_IPC_RESPONSE = 4,     /* daemon -> handler: aux = HTTP status, payload = body */
-    XB_IPC_PREBIND = 5       /* handler -> daemon: xb_ipc_prebind_meta_t + the strings of
+    XB_IPC_PREBIND = 5,      /* handler -> daemon: xb_ipc_prebind_meta_t + the strings of
                                 xb_ipc_prebind_field_t, each NUL-terminated, in that order;
                                 the answer is a RESPONSE carrying JSON */
+    XB_IPC_CREDENTIALS = 6,  /* handler -> daemon: bare JID; answer: JSON jid + token */
+    XB_IPC_LOGOUT = 7        /* handler -> daemon: site user; answer: JSON {"ended": N} */
 } xb_ipc_type_t;
 
-#define XB_IPC_TYPE_MAX XB_IPC_PREBIND
+#define XB_IPC_TYPE_MAX XB_IPC_LOGOUT
 
 /* How the daemon vouches for a prebound user. */
 typedef enum {
@@ -58,12 +60,16 @@ typedef struct xb_ipc_header {
     uint32_t length;
 } xb_ipc_header_t;
 
-/* Leads the payload of XB_IPC_BOSH_REQUEST. */
+/* Leads the payload of XB_IPC_BOSH_REQUEST; `site_user_len` bytes of the site user (the
+ * request's REMOTE_USER, no NUL) follow it, then the body. */
 typedef struct xb_ipc_request_meta {
-    char client_ip[64]; /* NUL-terminated */
-    uint32_t flags;     /* reserved, 0 */
-    uint32_t reserved;
+    char client_ip[64];     /* NUL-terminated */
+    uint32_t flags;         /* XB_REQ_* */
+    uint32_t site_user_len;
 } xb_ipc_request_meta_t;
+
+/* XmppBridgeRequireSiteUser: a prebound session takes requests only from its site user. */
+#define XB_REQ_REQUIRE_SITE_USER 0x1u
 
 /* Header + payload in one contiguous buffer from `p`, ready to write. */
 char *xb_ipc_frame(apr_pool_t *p, xb_ipc_type_t type, uint32_t aux, const void *payload,

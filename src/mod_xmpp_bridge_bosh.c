@@ -123,12 +123,24 @@ static int read_body(request_rec *r, apr_size_t limit, char **data, apr_size_t *
 
 static apr_status_t send_request(bosh_exchange_t *x, const char *body, apr_size_t len)
 {
+    request_rec *r = x->r;
     xb_ipc_request_meta_t meta;
+    const char *user = r->user ? r->user : "";
+    apr_size_t user_len = strlen(user);
+    char *payload;
 
     memset(&meta, 0, sizeof(meta));
-    apr_cpystrn(meta.client_ip, x->r->useragent_ip ? x->r->useragent_ip : "",
-                sizeof(meta.client_ip));
-    return xb_link_send(&x->link, XB_IPC_BOSH_REQUEST, &meta, sizeof(meta), body, len);
+    apr_cpystrn(meta.client_ip, r->useragent_ip ? r->useragent_ip : "", sizeof(meta.client_ip));
+    if (xb_conf_dir(r)->require_site_user == 1) {
+        meta.flags |= XB_REQ_REQUIRE_SITE_USER;
+    }
+    meta.site_user_len = (uint32_t)user_len;
+    /* meta, then the site user, then the body: one frame, two parts. */
+    payload = apr_palloc(r->pool, sizeof(meta) + user_len);
+    memcpy(payload, &meta, sizeof(meta));
+    memcpy(payload + sizeof(meta), user, user_len);
+    return xb_link_send(&x->link, XB_IPC_BOSH_REQUEST, payload, sizeof(meta) + user_len, body,
+                        len);
 }
 
 /* Tells the daemon to end `sid` (this handler already answered item-not-found). */

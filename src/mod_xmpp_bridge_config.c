@@ -18,6 +18,7 @@
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_ipc.h"
+#include "xb_jid.h"
 #include "xb_log.h"
 
 void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
@@ -37,6 +38,7 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.connect_timeout = -1;
     sc->core.token_lifetime = XB_UNSET;
     sc->core.attach_grace = XB_UNSET;
+    sc->core.max_per_user = XB_UNSET;
     return sc;
 }
 
@@ -82,7 +84,7 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
 typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
-    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE
+    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER
 } num_directive_t;
 
 static const struct {
@@ -100,6 +102,7 @@ static const struct {
     [NUM_CONNECT_TIMEOUT] = { 1, 600 },
     [NUM_TOKEN_LIFETIME] = { 5, 3600 },
     [NUM_ATTACH_GRACE] = { 5, 3600 },
+    [NUM_MAX_PER_USER] = { 1, 1000 },
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -130,6 +133,7 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_CONNECT_TIMEOUT: sc->core.connect_timeout = apr_time_from_sec(v); break;
     case NUM_TOKEN_LIFETIME: sc->core.token_lifetime = (unsigned)v; break;
     case NUM_ATTACH_GRACE: sc->core.attach_grace = (unsigned)v; break;
+    case NUM_MAX_PER_USER: sc->core.max_per_user = (unsigned)v; break;
     }
     return NULL;
 }
@@ -271,9 +275,11 @@ static const char *set_token_key_file(cmd_parms *cmd, void *dconf, const char *a
 static const char *set_prebind_jid(cmd_parms *cmd, void *dconf, const char *arg)
 {
     xb_dir_conf_t *dc = dconf;
+    const char *errmsg = NULL;
 
-    if (!ap_strchr_c(arg, '@')) {
-        return apr_psprintf(cmd->pool, "XmppBridgePrebindJID: '%s' has no '@domain'", arg);
+    if (xb_jid_template_check(cmd->pool, arg, &errmsg) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "XmppBridgePrebindJID: '%s': %s", arg,
+                            errmsg ? errmsg : "not a valid JID template");
     }
     dc->prebind_jid = arg;
     return NULL;
@@ -296,10 +302,22 @@ static const char *set_prebind_auth(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
+static const char *set_require_site_user(cmd_parms *cmd, void *dconf, int on)
+{
+    xb_dir_conf_t *dc = dconf;
+
+    (void)cmd;
+    dc->require_site_user = on ? 1 : 0;
+    return NULL;
+}
+
 void *xb_conf_create_dir(apr_pool_t *p, char *dir)
 {
+    xb_dir_conf_t *dc = apr_pcalloc(p, sizeof(xb_dir_conf_t));
+
     (void)dir;
-    return apr_pcalloc(p, sizeof(xb_dir_conf_t));
+    dc->require_site_user = -1;
+    return dc;
 }
 
 void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
@@ -309,6 +327,8 @@ void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 
     merged->prebind_jid = add->prebind_jid ? add->prebind_jid : base->prebind_jid;
     merged->prebind_mode = add->prebind_mode ? add->prebind_mode : base->prebind_mode;
+    merged->require_site_user = add->require_site_user >= 0 ? add->require_site_user
+                                                            : base->require_site_user;
     return merged;
 }
 
@@ -368,6 +388,13 @@ const command_rec xb_directives[] = {
                      "seconds a prebind token is valid (default 60)"),
     NUMBER_DIRECTIVE("XmppBridgeAttachGrace", NUM_ATTACH_GRACE,
                      "seconds a prebound session waits for the browser (default 120)"),
+    NUMBER_DIRECTIVE("XmppBridgePrebindMaxPerUser", NUM_MAX_PER_USER,
+                     "live prebound sessions per site user; a new one ends the oldest "
+                     "(default 5)"),
+    AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
+                 OR_AUTHCFG | ACCESS_CONF,
+                 "On: every request of a prebound session must come from the site user that "
+                 "prebound it (put /http-bind behind the same login); default Off"),
     AP_INIT_TAKE1("XmppBridgePrebindJID", set_prebind_jid, NULL, OR_AUTHCFG | ACCESS_CONF,
                   "template of the JID a prebound user gets, e.g. %{REMOTE_USER}@example.org"),
     AP_INIT_TAKE1("XmppBridgePrebindAuth", set_prebind_auth, NULL, OR_AUTHCFG | ACCESS_CONF,
@@ -410,6 +437,7 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     }
     c->token_lifetime = or_default(c->token_lifetime, XB_DEFAULT_TOKEN_LIFETIME);
     c->attach_grace = or_default(c->attach_grace, XB_DEFAULT_ATTACH_GRACE);
+    c->max_per_user = or_default(c->max_per_user, XB_DEFAULT_MAX_PER_USER);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

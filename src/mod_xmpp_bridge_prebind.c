@@ -37,8 +37,9 @@ static int json_error(request_rec *r, int status, const char *reason)
     ap_set_content_type(r, JSON_TYPE);
     ap_set_content_length(r, (apr_off_t)strlen(body));
     ap_rputs(body, r);
-    /* The body is written: keep httpd from appending its own HTML error page. */
-    return OK;
+    /* DONE, not the status: the JSON body is written and httpd must not add its own HTML
+     * error page; and not OK, which the checks below use for "go on". */
+    return DONE;
 }
 
 /* Fetch metadata first; without it (older browsers), Origin, then Referer. A request carrying
@@ -137,60 +138,122 @@ static int wait_answer(request_rec *r, xb_daemon_link_t *link, apr_interval_time
     return rv == APR_SUCCESS ? OK : HTTP_BAD_GATEWAY;
 }
 
-int xb_prebind_handler(request_rec *r)
-{
-    const xb_config_t *conf;
-    const xb_dir_conf_t *dc;
-    xb_ipc_prebind_meta_t meta;
-    xb_daemon_link_t link;
-    const char *jid = NULL, *errmsg = NULL, *password = "", *at, *localpart, *domain;
-    const char *basic_user = NULL, *basic_pw = NULL;
-    char *fields, *body = NULL;
-    apr_size_t fields_len, len = 0;
-    int status = 0, rc;
-    apr_status_t rv;
+/* Who the site says this is, and the JID that makes of them. */
+typedef struct site_identity {
+    const char *jid;       /* bare */
+    const char *localpart;
+    const char *domain;
+} site_identity_t;
 
-    if (!r->handler || strcmp(r->handler, XB_PREBIND_HANDLER) != 0) {
-        return DECLINED;
-    }
+/* What every handler of this file checks first: an authenticated user, a same-site request,
+ * a method it takes. Returns OK, or the (already written) refusal. */
+static int check_request(request_rec *r, const char *handler_name)
+{
     set_headers(r);
     ap_allow_methods(r, REPLACE_ALLOW, "GET", "POST", NULL);
     if (r->method_number != M_GET && r->method_number != M_POST) {
         apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
         return json_error(r, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed");
     }
-    conf = xb_conf_get(r->server);
-    dc = xb_conf_dir(r);
     if (!r->user || !*r->user) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05050) "xmpp-prebind at %s has no "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05050) "%s at %s has no "
                       "authenticated user: protect it with the site's authentication "
-                      "(AuthType ... / Require valid-user); refusing", r->uri);
+                      "(AuthType ... / Require valid-user); refusing", handler_name, r->uri);
         return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-protected");
     }
     if (is_cross_site(r)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05051) "cross-site prebind "
-                      "request refused (user %s)", r->user);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05051) "cross-site %s request "
+                      "refused (user %s)", handler_name, r->user);
         return json_error(r, HTTP_FORBIDDEN, "cross-site");
     }
+    return OK;
+}
+
+/* The site user -> JID mapping of this location (XmppBridgePrebindJID). */
+static int identify(request_rec *r, const xb_config_t *conf, const xb_dir_conf_t *dc,
+                    site_identity_t *id)
+{
+    const char *errmsg = NULL, *at;
+
     if (!dc->prebind_jid) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05052) "xmpp-prebind at %s: no "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05052) "%s: no "
                       "XmppBridgePrebindJID is configured", r->uri);
         return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
     }
-    rv = xb_jid_expand(r->pool, dc->prebind_jid, lookup_variable, r, &jid, &errmsg);
-    if (rv != APR_SUCCESS) {
+    if (xb_jid_expand(r->pool, dc->prebind_jid, lookup_variable, r, &id->jid, &errmsg)
+        != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05053) "user %s cannot be "
                       "mapped to a JID with '%s': %s", r->user, dc->prebind_jid,
                       errmsg ? errmsg : "invalid");
         return json_error(r, HTTP_FORBIDDEN, "no-jid");
     }
-    at = strrchr(jid, '@');
-    localpart = apr_pstrmemdup(r->pool, jid, (apr_size_t)(at - jid));
-    domain = at + 1;
-    if (!xb_config_find_domain(conf, domain)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05054) "prebind JID %s: domain %s "
-                      "is not an XmppBridgeDomain", jid, domain);
+    at = strrchr(id->jid, '@');
+    id->localpart = apr_pstrmemdup(r->pool, id->jid, (apr_size_t)(at - id->jid));
+    id->domain = at + 1;
+    if (!xb_config_find_domain(conf, id->domain)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05054) "JID %s: domain %s is not an "
+                      "XmppBridgeDomain", id->jid, id->domain);
         return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "domain-not-configured");
+    }
+    return OK;
+}
+
+/* Sends one frame to the daemon and relays its JSON answer. */
+static int ask_daemon(request_rec *r, const xb_config_t *conf, int type, const void *part1,
+                      apr_size_t len1, void *part2, apr_size_t len2, const char *what)
+{
+    xb_daemon_link_t link;
+    char *body = NULL;
+    apr_size_t len = 0;
+    int status = 0, rc;
+    apr_status_t rv = xb_link_open(&link, r, conf->socket_path);
+
+    if (rv == APR_SUCCESS) {
+        rv = xb_link_send(&link, type, part1, len1, part2, len2);
+    }
+    /* A pass-through password may be in this frame; wipe our copy. */
+    if (part2) {
+        memset(part2, 0, len2);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, XBLOGNO(05057) "cannot reach the bridge "
+                      "daemon at %s", conf->socket_path);
+        return json_error(r, HTTP_SERVICE_UNAVAILABLE, "daemon-unavailable");
+    }
+    rc = wait_answer(r, &link, conf->connect_timeout + PREBIND_ANSWER_SLACK, &status, &body,
+                     &len);
+    if (rc != OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05058) "no answer from the bridge "
+                      "daemon for %s", what);
+        return json_error(r, rc, rc == HTTP_GATEWAY_TIME_OUT ? "timeout" : "daemon-failed");
+    }
+    r->status = status;
+    ap_set_content_type(r, JSON_TYPE);
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+int xb_prebind_handler(request_rec *r)
+{
+    const xb_config_t *conf;
+    const xb_dir_conf_t *dc;
+    xb_ipc_prebind_meta_t meta;
+    site_identity_t id;
+    const char *password = "", *basic_user = NULL, *basic_pw = NULL;
+    const char *values[XB_PREBIND_FIELD_COUNT];
+    char *fields;
+    apr_size_t fields_len;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, XB_PREBIND_HANDLER) != 0) {
+        return DECLINED;
+    }
+    conf = xb_conf_get(r->server);
+    dc = xb_conf_dir(r);
+    if ((rc = check_request(r, XB_PREBIND_HANDLER)) != OK
+        || (rc = identify(r, conf, dc, &id)) != OK) {
+        return rc;
     }
     memset(&meta, 0, sizeof(meta));
     meta.mode = dc->prebind_mode ? (uint32_t)dc->prebind_mode : XB_PREBIND_TOKEN;
@@ -208,36 +271,52 @@ int xb_prebind_handler(request_rec *r)
                       "needs XmppBridgeTokenKeyFile");
         return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
     }
-    {
-        const char *values[XB_PREBIND_FIELD_COUNT];
-        values[XB_PREBIND_FIELD_DOMAIN] = domain;
-        values[XB_PREBIND_FIELD_LOCALPART] = localpart;
-        values[XB_PREBIND_FIELD_JID] = jid;
-        values[XB_PREBIND_FIELD_SITE_USER] = r->user;
-        values[XB_PREBIND_FIELD_SECRET] = password;
-        fields = pack_fields(r->pool, values, XB_PREBIND_FIELD_COUNT, &fields_len);
+    values[XB_PREBIND_FIELD_DOMAIN] = id.domain;
+    values[XB_PREBIND_FIELD_LOCALPART] = id.localpart;
+    values[XB_PREBIND_FIELD_JID] = id.jid;
+    values[XB_PREBIND_FIELD_SITE_USER] = r->user;
+    values[XB_PREBIND_FIELD_SECRET] = password;
+    fields = pack_fields(r->pool, values, XB_PREBIND_FIELD_COUNT, &fields_len);
+    return ask_daemon(r, conf, XB_IPC_PREBIND, &meta, sizeof(meta), fields, fields_len, id.jid);
+}
+
+/* SetHandler xmpp-credentials: Converse's credentials_url + auto_login (also over websocket):
+ * {"jid": bare JID, "password": a short-lived token} for the same identity. The daemon mints
+ * the token: only it holds the key. */
+int xb_credentials_handler(request_rec *r)
+{
+    const xb_config_t *conf;
+    site_identity_t id;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, XB_CREDENTIALS_HANDLER) != 0) {
+        return DECLINED;
     }
-    rv = xb_link_open(&link, r, conf->socket_path);
-    if (rv == APR_SUCCESS) {
-        rv = xb_link_send(&link, XB_IPC_PREBIND, &meta, sizeof(meta), fields, fields_len);
+    conf = xb_conf_get(r->server);
+    if ((rc = check_request(r, XB_CREDENTIALS_HANDLER)) != OK
+        || (rc = identify(r, conf, xb_conf_dir(r), &id)) != OK) {
+        return rc;
     }
-    /* The password (pass-through) is in this frame only; wipe the copy. */
-    memset(fields, 0, fields_len);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, XBLOGNO(05057) "cannot reach the bridge "
-                      "daemon at %s", conf->socket_path);
-        return json_error(r, HTTP_SERVICE_UNAVAILABLE, "daemon-unavailable");
+    if (!conf->token_key_file) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05059) "xmpp-credentials needs "
+                      "XmppBridgeTokenKeyFile");
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
     }
-    rc = wait_answer(r, &link, conf->connect_timeout + PREBIND_ANSWER_SLACK, &status, &body,
-                     &len);
-    if (rc != OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05058) "no prebind answer from the "
-                      "bridge daemon for %s", jid);
-        return json_error(r, rc, rc == HTTP_GATEWAY_TIME_OUT ? "timeout" : "daemon-failed");
+    return ask_daemon(r, conf, XB_IPC_CREDENTIALS, id.jid, strlen(id.jid), NULL, 0, id.jid);
+}
+
+/* SetHandler xmpp-logout: the site's logout page calls it (same origin, still authenticated)
+ * and every XMPP session the user prebound ends at once. */
+int xb_logout_handler(request_rec *r)
+{
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, XB_LOGOUT_HANDLER) != 0) {
+        return DECLINED;
     }
-    r->status = status;
-    ap_set_content_type(r, JSON_TYPE);
-    ap_set_content_length(r, (apr_off_t)len);
-    ap_rwrite(body, (int)len, r);
-    return OK;
+    if ((rc = check_request(r, XB_LOGOUT_HANDLER)) != OK) {
+        return rc;
+    }
+    return ask_daemon(r, xb_conf_get(r->server), XB_IPC_LOGOUT, r->user, strlen(r->user), NULL,
+                      0, r->user);
 }

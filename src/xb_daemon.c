@@ -79,6 +79,8 @@ struct bridge_session {
     int prebind_failed;
     const char *prebind_jid;
     const char *site_user;       /* REMOTE_USER that prebound this session */
+    apr_time_t created;
+    int ended;                   /* ended by the daemon (logout, cap); its client is told */
 };
 
 typedef struct domain_addr {
@@ -110,6 +112,7 @@ static void conn_close(ipc_conn_t *conn);
 static void session_sync(bridge_session_t *s);
 static void prebind_fail(bridge_session_t *s, int status, const char *reason, const char *why);
 static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len);
+static void enforce_per_user_cap(bridge_session_t *fresh);
 
 apr_status_t xb_daemon_new_sid(char sid[XB_SID_HEX_LEN + 1])
 {
@@ -550,6 +553,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s->d = d;
     s->pool = pool;
     s->domain = domain;
+    s->created = now;
     if (xb_daemon_new_sid(s->sid) != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04009) "no random bytes for a session id");
         apr_pool_destroy(pool);
@@ -710,6 +714,7 @@ static void prebind_done(bridge_session_t *s)
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04025) "prebound %s for site user %s", jid,
            s->site_user);
     prebind_answer(s, 200, json);
+    enforce_per_user_cap(s);
 }
 
 static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len)
@@ -795,6 +800,14 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
         params.secret = xb_jwt_mint(s->pool, d->token_key, f[XB_PREBIND_FIELD_JID],
                                     apr_time_now(), d->conf->token_lifetime);
     }
+    if (!params.secret) {
+        s->prebind_jid = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_JID]);
+        s->prebind_req = conn->req_id;
+        s->xmpp_closed = s->sock_closed = 1; /* never connected */
+        prebind_fail(s, 500, "token-failed", "minting the token failed");
+        session_sync(s);
+        return;
+    }
     s->login = xb_xmpp_login_create(s->pool, &params);
     s->prebind_jid = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_JID]);
     s->site_user = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_SITE_USER]);
@@ -805,27 +818,37 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
 
 /* ---- frames from handlers --------------------------------------------------------------- */
 
+/* XmppBridgeRequireSiteUser: a prebound session's SID is useless without the site login that
+ * prebound it. Sessions a browser created itself (password login) carry no site user. */
+static int site_user_matches(const bridge_session_t *s, const char *user, apr_size_t len)
+{
+    return !s->site_user || (strlen(s->site_user) == len && memcmp(s->site_user, user, len) == 0);
+}
+
 static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_t len)
 {
     xb_daemon_t *d = conn->d;
     const xb_ipc_request_meta_t *meta = (const xb_ipc_request_meta_t *)payload;
     xb_bosh_body_t *body = NULL;
-    const char *errmsg = NULL;
+    const char *errmsg = NULL, *site_user;
     bridge_session_t *s;
     xb_bosh_body_status_t st;
+    apr_size_t head;
     char client_ip[sizeof(meta->client_ip)];
 
-    if (len < sizeof(*meta) || conn->req_id) {
+    if (len < sizeof(*meta) || conn->req_id || meta->site_user_len > len - sizeof(*meta)) {
         conn_send_terminate(conn, XB_COND_BAD_REQUEST, 0);
         return;
     }
     memcpy(client_ip, meta->client_ip, sizeof(client_ip));
     client_ip[sizeof(client_ip) - 1] = '\0';
+    site_user = payload + sizeof(*meta);
+    head = sizeof(*meta) + meta->site_user_len;
     conn->req_id = ++d->last_req_id;
     apr_hash_set(d->requests, &conn->req_id, sizeof(conn->req_id), conn);
 
-    st = xb_bosh_body_parse(conn->pool, payload + sizeof(*meta), len - sizeof(*meta),
-                            &d->parse_limits, &body, &errmsg);
+    st = xb_bosh_body_parse(conn->pool, payload + head, len - head, &d->parse_limits, &body,
+                            &errmsg);
     if (st != XB_BODY_OK) {
         /* The handler parsed the same bytes already; this only happens if the two disagree. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04013) "bad request body from %s: %s",
@@ -844,9 +867,127 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
         conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
         return;
     }
+    if ((meta->flags & XB_REQ_REQUIRE_SITE_USER)
+        && !site_user_matches(s, site_user, meta->site_user_len)) {
+        /* Refuse the request, keep the session: its owner is still chatting. */
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04026) "session of site user %s used by "
+               "%s '%.*s' from %s: refused (XmppBridgeRequireSiteUser)", s->site_user,
+               meta->site_user_len ? "site user" : "an unauthenticated request", 
+               (int)(meta->site_user_len > 64 ? 64 : meta->site_user_len), site_user, client_ip);
+        conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
+        return;
+    }
     conn->session = s;
     xb_bosh_session_request(s->bosh, conn->req_id, body, apr_time_now());
     session_sync(s);
+}
+
+/* Ends a live session from the daemon's side (logout, per-user cap): its client gets `cond`. */
+static void session_end(bridge_session_t *s, xb_bosh_condition_t cond)
+{
+    s->ended = 1;
+    xb_shm_table_remove(s->d->table, s->sid);
+    xb_bosh_session_server_closed(s->bosh, cond, NULL, 0, apr_time_now());
+    io_close_stream(s);
+    session_sync(s);
+}
+
+/* Live prebound sessions of `user`, oldest first. */
+static apr_array_header_t *sessions_of(xb_daemon_t *d, apr_pool_t *p, const char *user,
+                                       apr_size_t len)
+{
+    apr_array_header_t *found = apr_array_make(p, 4, sizeof(bridge_session_t *));
+    apr_hash_index_t *hi;
+    int i, j;
+
+    for (hi = apr_hash_first(p, d->sessions); hi; hi = apr_hash_next(hi)) {
+        bridge_session_t *s = apr_hash_this_val(hi);
+        if (s->site_user && s->bosh && !s->close_deadline && !s->ended
+            && site_user_matches(s, user, len)) {
+            APR_ARRAY_PUSH(found, bridge_session_t *) = s;
+        }
+    }
+    /* Few per user: insertion sort by creation time. */
+    for (i = 1; i < found->nelts; i++) {
+        bridge_session_t *x = APR_ARRAY_IDX(found, i, bridge_session_t *);
+        for (j = i; j > 0 && APR_ARRAY_IDX(found, j - 1, bridge_session_t *)->created
+                                 > x->created; j--) {
+            APR_ARRAY_IDX(found, j, bridge_session_t *) =
+                APR_ARRAY_IDX(found, j - 1, bridge_session_t *);
+        }
+        APR_ARRAY_IDX(found, j, bridge_session_t *) = x;
+    }
+    return found;
+}
+
+/* XmppBridgePrebindMaxPerUser: a new prebound session ends the oldest ones beyond the cap
+ * (a user with many stale tabs keeps the newest). */
+static void enforce_per_user_cap(bridge_session_t *fresh)
+{
+    xb_daemon_t *d = fresh->d;
+    apr_pool_t *p;
+    apr_array_header_t *mine;
+    int i, excess;
+
+    apr_pool_create(&p, d->pool);
+    mine = sessions_of(d, p, fresh->site_user, strlen(fresh->site_user));
+    excess = mine->nelts - (int)d->conf->max_per_user;
+    for (i = 0; i < mine->nelts && excess > 0; i++) {
+        bridge_session_t *old = APR_ARRAY_IDX(mine, i, bridge_session_t *);
+        if (old == fresh) {
+            continue;
+        }
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04027) "site user %s has more than %u prebound "
+               "sessions (XmppBridgePrebindMaxPerUser): the oldest ends", fresh->site_user,
+               d->conf->max_per_user);
+        session_end(old, XB_COND_OTHER_REQUEST);
+        excess--;
+    }
+    apr_pool_destroy(p);
+}
+
+static void handle_logout(ipc_conn_t *conn, const char *payload, apr_size_t len)
+{
+    apr_pool_t *p;
+    apr_array_header_t *mine;
+    const char *json;
+    int i;
+
+    apr_pool_create(&p, conn->pool);
+    mine = sessions_of(conn->d, p, payload, len);
+    for (i = 0; i < mine->nelts; i++) {
+        session_end(APR_ARRAY_IDX(mine, i, bridge_session_t *), XB_COND_POLICY_VIOLATION);
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04028) "site logout of %.*s ended %d XMPP "
+           "session(s)", (int)(len > 256 ? 256 : len), payload, mine->nelts);
+    json = apr_psprintf(conn->pool, "{\"ended\":%d}\n", mine->nelts);
+    apr_pool_destroy(p);
+    conn_send_frame(conn, 200, json, strlen(json));
+}
+
+static void handle_credentials(ipc_conn_t *conn, const char *payload, apr_size_t len)
+{
+    xb_daemon_t *d = conn->d;
+    const char *jid = apr_pstrmemdup(conn->pool, payload, len);
+    const char *json = "{\"jid\":", *token;
+
+    if (!d->token_key) {
+        json = "{\"error\":\"no-token-key\"}\n";
+        conn_send_frame(conn, 500, json, strlen(json));
+        return;
+    }
+    token = xb_jwt_mint(conn->pool, d->token_key, jid, apr_time_now(), d->conf->token_lifetime);
+    if (!token) {
+        json = "{\"error\":\"token-failed\"}\n";
+        conn_send_frame(conn, 500, json, strlen(json));
+        return;
+    }
+    json_append_string(conn->pool, &json, jid);
+    json = apr_pstrcat(conn->pool, json, ",\"password\":", NULL);
+    json_append_string(conn->pool, &json, token);
+    json = apr_pstrcat(conn->pool, json, "}\n", NULL);
+    xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04029) "credentials issued for %s", jid);
+    conn_send_frame(conn, 200, json, strlen(json));
 }
 
 static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t len)
@@ -888,6 +1029,12 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
         break;
     case XB_IPC_PREBIND:
         handle_prebind(conn, payload, hdr->length);
+        break;
+    case XB_IPC_CREDENTIALS:
+        handle_credentials(conn, payload, hdr->length);
+        break;
+    case XB_IPC_LOGOUT:
+        handle_logout(conn, payload, hdr->length);
         break;
     default:
         conn_close(conn);

@@ -166,3 +166,243 @@ def run_converse_chat(base_url, a, b, out_dir, timeout=120, login_a="url", login
     p.stdout_text = out.decode(errors="replace")
     p.stderr_text = err.decode(errors="replace")
     return result, p
+
+
+# ---------------------------------------------------------------------- prebind (site login)
+# Used by test_prebind_e2e.py, measure_prebind.py and scripts/demo.py.
+PREBIND_SCRIPT = os.path.join(HERE, "converse_prebind.mjs")
+PREBIND_REALM = "Intranet"
+
+
+def write_htpasswd(path, users):
+    """An htpasswd file (htpasswd's default hash) with users {name: password}, readable by the
+    Apache run user (mode 0644: it holds hashes only)."""
+    import subprocess as sp
+    for i, (user, pw) in enumerate(users.items()):
+        sp.run(["htpasswd", "-b" + ("c" if i == 0 else ""), path, user, pw],
+               check=True, capture_output=True, timeout=30)
+    os.chmod(path, 0o644)
+    return path
+
+
+def prebind_site_conf(htpasswd, realm=PREBIND_REALM):
+    """site_conf() (the password-login page at /, Converse at /converse/) plus the prebind page
+    at /chat/ behind the same HTTP Basic site login as /prebind."""
+    return site_conf() + """\
+# ---- the prebind page (site/prebind.html) behind the site login, same auth as /prebind
+Alias /chat/ "{site}/"
+<Location /chat/>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider file
+    AuthUserFile "{htpasswd}"
+    Require valid-user
+    DirectoryIndex prebind.html
+</Location>
+""".format(site=SITE_DIR, realm=realm, htpasswd=htpasswd)
+
+
+def basic_auth(user, password):
+    import base64
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def http_prebind(url, user, password, timeout=30, conn=None):
+    """GET url (the /prebind handler) with HTTP Basic credentials: (status, parsed JSON or raw
+    bytes, seconds). `conn` (an http.client.HTTPConnection to the same host) is reused when
+    given (keep-alive)."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        conn.request("GET", u.path + ("?" + u.query if u.query else ""), headers={
+            "Accept": "application/json, text/javascript",
+            "Authorization": basic_auth(user, password)})
+        r = conn.getresponse()
+        body = r.read()
+        took = time.monotonic() - t0
+    finally:
+        if own:
+            conn.close()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = body
+    return r.status, data, took
+
+
+def attach_prebound(bosh_url, domain, answer, wait=20, headers=None, client_tag=None):
+    """A BoshClient attached to a prebound session the way Strophe's attach() does it (the
+    answer's rid is used by the first request)."""
+    import threading
+    c = BoshClient(bosh_url, domain, wait=wait, headers=headers, client_tag=client_tag)
+    c.sid = answer["sid"]
+    c.jid = answer["jid"]
+    c.rid = int(answer["rid"]) - 1
+    c.requests = 2
+    c.authenticated = True
+    c._slots = threading.BoundedSemaphore(2)
+    return c
+
+
+def prebound_client(base_url, domain, user, password, wait=20, client_tag=None):
+    """Prebind `user` through base_url/prebind with the site credentials and attach: a bound
+    BoshClient (polling not started) at base_url/http-bind."""
+    base = base_url.rstrip("/")
+    status, answer, _ = http_prebind(base + "/prebind", user, password)
+    if status != 200 or not isinstance(answer, dict):
+        raise RuntimeError("prebind of %s: HTTP %s %r" % (user, status, answer))
+    return attach_prebound(base + "/http-bind", domain, answer, wait=wait,
+                           client_tag=client_tag or "e2e-prebound-" + user)
+
+
+def befriend_clients(ca, cb, name_a=None, name_b=None, timeout=30.0):
+    """Like befriend(), with two bound, polling BoshClients (e.g. prebound ones: users who have
+    no XMPP password). No initial presence is sent. Returns the subscriptions."""
+    ja, jb = bare(ca.jid), bare(cb.jid)
+    deadline = time.monotonic() + timeout
+    if _subscription(ca, jb) == "both" and _subscription(cb, ja) == "both":
+        return {ja: "both", jb: "both"}
+    ca.roster_add(jb, name=name_b or jb.split("@")[0].capitalize())
+    cb.roster_add(ja, name=name_a or ja.split("@")[0].capitalize())
+    ca.presence(to=jb, type_="subscribe")
+    cb.presence(to=ja, type_="subscribe")
+    cb.presence(to=ja, type_="subscribed")
+    ca.presence(to=jb, type_="subscribed")
+    while True:
+        subs = {ja: _subscription(ca, jb), jb: _subscription(cb, ja)}
+        if subs[ja] == "both" and subs[jb] == "both":
+            return subs
+        if time.monotonic() > deadline:
+            raise RuntimeError("roster subscriptions not mutual after %.0fs: %r" % (timeout, subs))
+        time.sleep(0.2)
+
+
+class BrowserError(AssertionError):
+    pass
+
+
+class BrowserDriver:
+    """converse_prebind.mjs as a Python object: headless Chromium contexts driven one bounded
+    command at a time (see the script's header for the commands).
+
+        with BrowserDriver(origin, out_dir) as b:
+            b.call("launch", ctx="alice", username="alice", password="...")
+            b.call("goto", ctx="alice", path="/chat/")
+            jid = b.call("waitConnected", ctx="alice", ms=30000)["jid"]
+
+    call() raises BrowserError on a failed command or when no answer comes within ms + 10 s;
+    the node process (its own process group) is killed by its id on close() if it lingers."""
+
+    def __init__(self, origin, out_dir=None, timeout=300):
+        import queue
+        import threading
+        self.origin = origin
+        self.out_dir = out_dir
+        self.transcript = []
+        cmd = [node_binary(), PREBIND_SCRIPT, "--origin", origin, "--timeout", str(int(timeout))]
+        if out_dir:
+            cmd += ["--out", out_dir]
+        self.proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self._q = queue.Queue()
+        self._stderr = []
+        self._id = 0
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self):
+        for line in self.proc.stdout:
+            self._q.put(line.decode(errors="replace"))
+        self._q.put(None)
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self._stderr.append(line.decode(errors="replace"))
+            del self._stderr[:-200]
+
+    def stderr_text(self):
+        return "".join(self._stderr)
+
+    def call(self, cmd, ms=20000, check=True, **args):
+        """Send one command; its answer's value (check=False: the whole answer dict)."""
+        import queue
+        self._id += 1
+        msg = dict(args, id=self._id, cmd=cmd, ms=ms)
+        t0 = time.monotonic()
+        try:
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise BrowserError("browser driver is gone (%s): %s" % (e, self.stderr_text()[-2000:]))
+        deadline = t0 + ms / 1000.0 + 10
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrowserError("no answer to %s within %.0fs" % (cmd, ms / 1000.0 + 10))
+            try:
+                line = self._q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise BrowserError("browser driver exited during %s (rc %s): %s"
+                                   % (cmd, self.proc.poll(), self.stderr_text()[-2000:]))
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                ans = json.loads(line)
+            except ValueError:
+                continue
+            if ans.get("id") == -1:
+                raise BrowserError("browser driver: %s" % ans.get("error"))
+            if ans.get("id") != self._id:
+                continue
+            self.transcript.append({"cmd": cmd, "args": {k: v for k, v in args.items()
+                                                          if k != "password"},
+                                    "ok": ans.get("ok"), "s": round(time.monotonic() - t0, 3),
+                                    "error": ans.get("error")})
+            if not check:
+                return ans
+            if not ans.get("ok"):
+                raise BrowserError("%s %s failed: %s" % (cmd, args.get("ctx", ""), ans.get("error")))
+            return ans.get("value")
+
+    def try_call(self, cmd, ms=10000, **args):
+        """call() that never raises (for diagnostics): the value or {'error': ...}."""
+        try:
+            return self.call(cmd, ms=ms, **args)
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            return {"error": str(e)}
+
+    def close(self, timeout=30):
+        if self.proc.poll() is None:
+            try:
+                self.call("quit", ms=20000, check=False)
+            except Exception:  # noqa: BLE001 - killed below
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)   # the group of the node process we started
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

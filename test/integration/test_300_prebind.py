@@ -59,11 +59,33 @@ xmpp_bridge_fallback_auth = "internal_hashed"
         "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": DOMAIN,
         "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
         "HTPASSWD_FILE": htpasswd})
+    site_auth = """
+    AuthType Basic
+    AuthName "site"
+    AuthBasicProvider file
+    AuthUserFile %s
+    Require valid-user
+""" % htpasswd
     conf += """
 XmppBridgeMaxWait 20
+XmppBridgePrebindMaxPerUser 3
 <Location /prebind-unprotected>
     SetHandler xmpp-prebind
     XmppBridgePrebindJID %{REMOTE_USER}@example.test
+</Location>
+<Location /site/http-bind>
+""" + site_auth + """
+    SetHandler xmpp-bosh
+    XmppBridgeRequireSiteUser On
+</Location>
+<Location /site/credentials>
+""" + site_auth + """
+    SetHandler xmpp-credentials
+    XmppBridgePrebindJID %{REMOTE_USER}@example.test
+</Location>
+<Location /site/logout>
+""" + site_auth + """
+    SetHandler xmpp-logout
 </Location>
 """
     apache = Apache(os.path.join(base, "apache"), mpm="event", extra_conf=conf,
@@ -72,7 +94,7 @@ XmppBridgeMaxWait 20
     yield {"prosody": prosody, "apache": apache, "ca": ca}
     try:
         # the refusals the tests provoke on purpose, nothing else
-        apache.assert_no_unexpected_log(expected_tags=("XB05050", "XB05051"))
+        apache.assert_no_unexpected_log(expected_tags=("XB05050", "XB05051", "XB04026"))
     finally:
         apache.stop()
     prosody.stop()
@@ -92,9 +114,14 @@ def prebind(apache, user=None, password=None, path="/prebind", headers=None):
         return e.code, dict(e.headers), e.read()
 
 
-def attach(apache, answer):
+def basic(user):
+    return {"Authorization": "Basic " + base64.b64encode(
+        ("%s:%s" % (user, SITE_USERS[user])).encode()).decode()}
+
+
+def attach(apache, answer, path="/http-bind", headers=None):
     """What Strophe's attach(jid, sid, rid) does: the next request carries `rid`."""
-    c = BoshClient(apache.url("/http-bind"), DOMAIN, wait=20)
+    c = BoshClient(apache.url(path), DOMAIN, wait=20, headers=headers)
     c.sid = answer["sid"]
     c.jid = answer["jid"]
     c.rid = answer["rid"] - 1
@@ -196,3 +223,68 @@ def test_308_no_secret_in_any_log(stack):
     assert str(answer["rid"]) not in logs
     assert "eyJ" not in logs                           # no JWT (base64url of '{"')
     assert SITE_USERS["alice"] not in logs
+
+
+def test_309_credentials_for_converse_credentials_url(stack):
+    status, headers, body = prebind(stack["apache"], "alice", SITE_USERS["alice"],
+                                    path="/site/credentials")
+    assert status == 200, body
+    creds = json.loads(body)
+    assert creds["jid"] == "alice@" + DOMAIN
+    assert headers.get("Cache-Control") == "no-store"
+    # the token logs in like a password would (SASL PLAIN), here through the gateway itself
+    c = BoshClient(stack["apache"].url("/http-bind"), DOMAIN, wait=20)
+    c.create()
+    c.login("alice", creds["password"], mechanism="PLAIN")
+    assert c.jid.startswith("alice@%s/" % DOMAIN)
+    c.terminate(timeout=5)
+    c.close()
+
+
+def test_310_sid_useless_without_its_site_login(stack):
+    status, _, body = prebind(stack["apache"], "alice", SITE_USERS["alice"])
+    answer = json.loads(body)
+    mine = attach(stack["apache"], answer, path="/site/http-bind", headers=basic("alice"))
+    r = mine.request("<iq xmlns='jabber:client' type='get' id='p1'>"
+                     "<ping xmlns='urn:xmpp:ping'/></iq>")
+    assert not r.is_terminate
+    mark = stack["apache"].log_mark()
+    # bob, logged in to the site himself, replays alice's SID and next RID
+    thief = BoshClient(stack["apache"].url("/site/http-bind"), DOMAIN, wait=20,
+                       headers=basic("bob"))
+    r = thief.request("", sid=answer["sid"], rid=mine.rid + 1, check=False, process=False,
+                      slot=False)
+    assert r.type == "terminate" and r.condition == "item-not-found", r.raw
+    assert any("XB04026" in l for l in stack["apache"].unexpected_log_lines(since=mark))
+    # alice's session goes on
+    r = mine.request("<iq xmlns='jabber:client' type='get' id='p2'>"
+                     "<ping xmlns='urn:xmpp:ping'/></iq>")
+    assert not r.is_terminate
+    mine.terminate(timeout=5)
+
+
+def test_311_site_logout_ends_the_chat(stack):
+    prebind(stack["apache"], "o'neil", SITE_USERS["o'neil"], path="/site/logout")  # a clean slate
+    answers = [json.loads(prebind(stack["apache"], "o'neil", SITE_USERS["o'neil"])[2])
+               for _ in range(2)]
+    c = attach(stack["apache"], answers[0])
+    assert not c.request("").is_terminate
+    status, _, body = prebind(stack["apache"], "o'neil", SITE_USERS["o'neil"],
+                              path="/site/logout")
+    assert status == 200, body
+    assert json.loads(body) == {"ended": 2}
+    r = c.request("", check=False, process=False)
+    assert r.type == "terminate" and r.condition == "item-not-found", r.raw
+
+
+def test_312_per_user_cap_ends_the_oldest(stack):
+    answers = [json.loads(prebind(stack["apache"], "bob", SITE_USERS["bob"])[2])
+               for _ in range(4)]              # XmppBridgePrebindMaxPerUser 3
+    oldest = attach(stack["apache"], answers[0])
+    r = oldest.request("", check=False, process=False)
+    assert r.type == "terminate" and r.condition == "item-not-found", r.raw
+    newest = attach(stack["apache"], answers[3])
+    assert not newest.request("").is_terminate
+    newest.terminate(timeout=5)
+    status, _, body = prebind(stack["apache"], "bob", SITE_USERS["bob"], path="/site/logout")
+    assert json.loads(body) == {"ended": 2}
