@@ -2,13 +2,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_errno.h>
+#include "xb_buf.h"
 #include "xb_ipc.h"
 
+/* What a reader keeps allocated between frames: larger buffers go back after a big frame. */
+#define READER_KEEP 16384
+
 struct xb_ipc_reader {
-    char *buf;        /* malloc'ed: it grows to the largest frame seen and is freed with r */
-    apr_size_t size;  /* allocated */
-    apr_size_t start; /* first unconsumed byte */
-    apr_size_t end;   /* one past the last byte */
+    xb_buf_t in;
     apr_size_t max_payload;
 };
 
@@ -37,8 +38,7 @@ char *xb_ipc_frame(apr_pool_t *p, xb_ipc_type_t type, uint32_t aux, const void *
 static apr_status_t reader_cleanup(void *data)
 {
     xb_ipc_reader_t *r = data;
-    free(r->buf);
-    r->buf = NULL;
+    xb_buf_free(&r->in);
     return APR_SUCCESS;
 }
 
@@ -57,49 +57,22 @@ void xb_ipc_reader_destroy(xb_ipc_reader_t *r)
 
 int xb_ipc_reader_feed(xb_ipc_reader_t *r, const char *data, apr_size_t len)
 {
-    apr_size_t limit = sizeof(xb_ipc_header_t) + r->max_payload;
-
-    if (r->start > 0 && r->start == r->end) {
-        r->start = r->end = 0;
-    }
-    if (r->end - r->start + len > limit) {
+    xb_buf_trim(&r->in, READER_KEEP);
+    if (r->in.len - r->in.start + len > sizeof(xb_ipc_header_t) + r->max_payload) {
         return APR_ENOSPC;
     }
-    if (r->end + len > r->size) {
-        /* Move the unconsumed tail to the front before growing. */
-        if (r->start > 0) {
-            memmove(r->buf, r->buf + r->start, r->end - r->start);
-            r->end -= r->start;
-            r->start = 0;
-        }
-        if (r->end + len > r->size) {
-            apr_size_t want = r->size ? r->size : 4096;
-            char *grown;
-            while (want < r->end + len) {
-                want *= 2;
-            }
-            grown = realloc(r->buf, want);
-            if (!grown) {
-                return APR_ENOMEM;
-            }
-            r->buf = grown;
-            r->size = want;
-        }
-    }
-    memcpy(r->buf + r->end, data, len);
-    r->end += len;
-    return APR_SUCCESS;
+    return xb_buf_append(&r->in, data, len) ? APR_SUCCESS : APR_ENOMEM;
 }
 
 xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr,
                                         const char **payload)
 {
-    apr_size_t avail = r->end - r->start;
+    apr_size_t avail = r->in.len - r->in.start;
 
     if (avail < sizeof(*hdr)) {
         return XB_IPC_NEED_MORE;
     }
-    memcpy(hdr, r->buf + r->start, sizeof(*hdr));
+    memcpy(hdr, r->in.data + r->in.start, sizeof(*hdr));
     if (hdr->magic != XB_IPC_MAGIC || hdr->type < XB_IPC_BOSH_REQUEST
         || hdr->type > XB_IPC_TYPE_MAX || hdr->length > r->max_payload) {
         return XB_IPC_BAD;
@@ -107,8 +80,10 @@ xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr
     if (avail < sizeof(*hdr) + hdr->length) {
         return XB_IPC_NEED_MORE;
     }
-    *payload = r->buf + r->start + sizeof(*hdr);
-    r->start += sizeof(*hdr) + hdr->length;
+    *payload = r->in.data + r->in.start + sizeof(*hdr);
+    /* The payload stays readable until the next feed: consuming only moves `start` (an emptied
+     * big buffer is released at the next feed). */
+    r->in.start += sizeof(*hdr) + hdr->length;
     return XB_IPC_FRAME;
 }
 

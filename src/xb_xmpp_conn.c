@@ -20,6 +20,7 @@
 #include "xb_log.h"
 #include "xb_tls.h"
 #include "xb_xmpp_framer.h"
+#include "xb_buf.h"
 #include "xb_xmpp_conn.h"
 
 #define TLS_NS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -42,13 +43,6 @@ typedef enum {
     ST_CLOSED
 } conn_state_t;
 
-/* Bytes [start, len) of `data` are live. */
-typedef struct {
-    char *data;
-    apr_size_t start;
-    apr_size_t len;
-    apr_size_t cap;
-} obuf_t;
 
 struct xb_xmpp_conn {
     apr_pool_t *pool;
@@ -65,62 +59,17 @@ struct xb_xmpp_conn {
     int destroyed;
     xb_xmpp_framer_t *framer;
     xb_tls_t *tls;
-    obuf_t out;           /* for the socket (ciphertext once TLS is on) */
-    obuf_t early;         /* client data that came before the stream was ready */
-    obuf_t tmp;           /* stream headers under construction */
+    xb_buf_t out;           /* for the socket (ciphertext once TLS is on) */
+    xb_buf_t early;         /* client data that came before the stream was ready */
+    xb_buf_t tmp;           /* stream headers under construction */
     char error_cond[48];  /* condition of a <stream:error/> being parsed */
     char why[640];
 };
 
 /* -- buffers -------------------------------------------------------------------------- */
 
-static int obuf_reserve(obuf_t *b, apr_size_t extra)
-{
-    apr_size_t cap;
-    char *p;
-
-    if (b->cap - b->len >= extra) {
-        return 1;
-    }
-    if (b->start > 0) {
-        /* Reuse the space already written out before growing. */
-        memmove(b->data, b->data + b->start, b->len - b->start);
-        b->len -= b->start;
-        b->start = 0;
-        if (b->cap - b->len >= extra) {
-            return 1;
-        }
-    }
-    cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < extra) {
-        cap *= 2;
-    }
-    p = realloc(b->data, cap);
-    if (!p) {
-        return 0;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 1;
-}
-
-static int obuf_append(obuf_t *b, const char *data, apr_size_t len)
-{
-    if (!obuf_reserve(b, len)) {
-        return 0;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 1;
-}
-
-static int obuf_append_str(obuf_t *b, const char *s)
-{
-    return obuf_append(b, s, strlen(s));
-}
-
 /* XML-escapes `s` for an attribute value in single or double quotes. */
-static int obuf_append_escaped(obuf_t *b, const char *s)
+static int buf_append_escaped(xb_buf_t *b, const char *s)
 {
     const char *rep;
     int ok = 1;
@@ -134,30 +83,11 @@ static int obuf_append_escaped(obuf_t *b, const char *s)
         case '"': rep = "&quot;"; break;
         default: rep = NULL; break;
         }
-        ok = rep ? obuf_append_str(b, rep) : obuf_append(b, s, 1);
+        ok = rep ? xb_buf_append_str(b, rep) : xb_buf_append(b, s, 1);
     }
     return ok;
 }
 
-static void obuf_consume(obuf_t *b, apr_size_t n)
-{
-    b->start += n;
-    if (b->start < b->len) {
-        return;
-    }
-    b->start = b->len = 0;
-    if (b->cap > KEEP_CAPACITY) {
-        free(b->data);
-        b->data = NULL;
-        b->cap = 0;
-    }
-}
-
-static void obuf_free(obuf_t *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
 
 /* -- ending ---------------------------------------------------------------------------- */
 
@@ -213,7 +143,7 @@ static void drain_tls(xb_xmpp_conn_t *c)
         return;
     }
     do {
-        if (!obuf_reserve(&c->out, READ_CHUNK)) {
+        if (!xb_buf_reserve(&c->out, READ_CHUNK)) {
             out_of_memory(c);
             return;
         }
@@ -226,7 +156,7 @@ static void drain_tls(xb_xmpp_conn_t *c)
 static void send_raw(xb_xmpp_conn_t *c, const char *data, apr_size_t len)
 {
     if (!c->tls) {
-        if (!obuf_append(&c->out, data, len)) {
+        if (!xb_buf_append(&c->out, data, len)) {
             out_of_memory(c);
         }
         return;
@@ -242,19 +172,19 @@ static void send_raw(xb_xmpp_conn_t *c, const char *data, apr_size_t len)
 
 static void send_header(xb_xmpp_conn_t *c)
 {
-    obuf_t *h = &c->tmp;
+    xb_buf_t *h = &c->tmp;
     int ok;
 
     h->start = h->len = 0;
-    ok = obuf_append_str(h, "<?xml version='1.0'?><stream:stream to='")
-         && obuf_append_escaped(h, c->params.domain)
-         && obuf_append_str(h, "' xmlns='" XB_CLIENT_NS "' xmlns:stream='" XB_STREAM_NS
+    ok = xb_buf_append_str(h, "<?xml version='1.0'?><stream:stream to='")
+         && buf_append_escaped(h, c->params.domain)
+         && xb_buf_append_str(h, "' xmlns='" XB_CLIENT_NS "' xmlns:stream='" XB_STREAM_NS
                                "' version='1.0'");
     if (ok && c->params.xml_lang) {
-        ok = obuf_append_str(h, " xml:lang='") && obuf_append_escaped(h, c->params.xml_lang)
-             && obuf_append_str(h, "'");
+        ok = xb_buf_append_str(h, " xml:lang='") && buf_append_escaped(h, c->params.xml_lang)
+             && xb_buf_append_str(h, "'");
     }
-    if (!ok || !obuf_append_str(h, ">")) {
+    if (!ok || !xb_buf_append_str(h, ">")) {
         out_of_memory(c);
         return;
     }
@@ -299,7 +229,7 @@ static void become_open(xb_xmpp_conn_t *c)
     if (c->early.len > c->early.start) {
         send_raw(c, c->early.data + c->early.start, c->early.len - c->early.start);
     }
-    obuf_free(&c->early);
+    xb_buf_free(&c->early);
 }
 
 /* -- TLS --------------------------------------------------------------------------------- */
@@ -544,9 +474,9 @@ static apr_status_t conn_cleanup(void *data)
         xb_tls_destroy(c->tls);
         c->tls = NULL;
     }
-    obuf_free(&c->out);
-    obuf_free(&c->early);
-    obuf_free(&c->tmp);
+    xb_buf_free(&c->out);
+    xb_buf_free(&c->early);
+    xb_buf_free(&c->tmp);
     return APR_SUCCESS;
 }
 
@@ -710,7 +640,7 @@ void xb_xmpp_conn_written(xb_xmpp_conn_t *c, apr_size_t n)
     if (n > c->out.len - c->out.start) {
         n = c->out.len - c->out.start;
     }
-    obuf_consume(&c->out, n);
+    xb_buf_consume(&c->out, n, KEEP_CAPACITY);
 }
 
 void xb_xmpp_conn_send(xb_xmpp_conn_t *c, const char *data, apr_size_t len)
@@ -719,7 +649,7 @@ void xb_xmpp_conn_send(xb_xmpp_conn_t *c, const char *data, apr_size_t len)
         return;
     }
     if (c->state != ST_OPEN) {
-        if (!obuf_append(&c->early, data, len)) {
+        if (!xb_buf_append(&c->early, data, len)) {
             out_of_memory(c);
         }
     }

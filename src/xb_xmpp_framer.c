@@ -16,6 +16,7 @@
 #include <expat.h>
 #include "xb_config.h"
 #include "xb_bosh_body.h"
+#include "xb_buf.h"
 #include "xb_xmpp_framer.h"
 
 /* Input is parsed in slices so a huge read cannot make `in` hold more than one slice beyond
@@ -50,11 +51,6 @@ static void disable_reparse_deferral(XML_Parser p)
 }
 #endif
 
-typedef struct {
-    char *data;
-    apr_size_t len;
-    apr_size_t cap;
-} fbuf_t;
 
 struct xb_xmpp_framer {
     apr_pool_t *pool;
@@ -64,11 +60,11 @@ struct xb_xmpp_framer {
     apr_size_t max_element;
     apr_size_t max_depth;
 
-    fbuf_t in;          /* stream bytes from offset in_base on */
+    xb_buf_t in;          /* stream bytes from offset in_base on */
     XML_Index in_base;
     XML_Index consumed; /* end of the last event outside a top-level element */
-    fbuf_t out;         /* an element with xmlns inserted */
-    fbuf_t ns;          /* namespace of the current top-level element, NUL-terminated */
+    xb_buf_t out;         /* an element with xmlns inserted */
+    xb_buf_t ns;          /* namespace of the current top-level element, NUL-terminated */
 
     apr_size_t depth;   /* 0: before the stream, 1: in it, 2: in a top-level element... */
     XML_Index elem_start;
@@ -82,52 +78,6 @@ struct xb_xmpp_framer {
     int destroy_pending;
     char why[200];
 };
-
-static int fbuf_reserve(fbuf_t *b, apr_size_t extra)
-{
-    apr_size_t need = b->len + extra;
-    apr_size_t cap;
-    char *p;
-
-    if (need <= b->cap) {
-        return 1;
-    }
-    cap = b->cap ? b->cap : 1024;
-    while (cap < need) {
-        cap *= 2;
-    }
-    p = realloc(b->data, cap);
-    if (!p) {
-        return 0;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 1;
-}
-
-static int fbuf_append(fbuf_t *b, const char *data, apr_size_t len)
-{
-    if (!fbuf_reserve(b, len)) {
-        return 0;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 1;
-}
-
-static void fbuf_free(fbuf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-static void fbuf_trim(fbuf_t *b)
-{
-    if (b->len == 0 && b->cap > KEEP_CAPACITY) {
-        fbuf_free(b);
-    }
-}
 
 /* No event may fire once the stream is broken, over, or about to be reset or freed: expat
  * still calls the end handler of an empty element after we stopped it in the start handler. */
@@ -234,7 +184,7 @@ static void element_start(xb_xmpp_framer_t *f, const char *name, const char **at
     }
     f->ns.len = 0;
     f->elem_has_ns = (ns != NULL);
-    if (ns && !fbuf_append(&f->ns, ns, strlen(ns) + 1)) {
+    if (ns && !xb_buf_append(&f->ns, ns, strlen(ns) + 1)) {
         fail(f, "resource-constraint", "out of memory");
     }
 }
@@ -274,12 +224,12 @@ static int insert_client_ns(xb_xmpp_framer_t *f, const char *name, const char *r
         return 0;
     }
     f->out.len = 0;
-    if (!fbuf_reserve(&f->out, len + sizeof(CLIENT_NS_ATTR) - 1)) {
+    if (!xb_buf_reserve(&f->out, len + sizeof(CLIENT_NS_ATTR) - 1)) {
         return 0;
     }
-    fbuf_append(&f->out, raw, head);
-    fbuf_append(&f->out, CLIENT_NS_ATTR, sizeof(CLIENT_NS_ATTR) - 1);
-    fbuf_append(&f->out, raw + head, len - head);
+    xb_buf_append(&f->out, raw, head);
+    xb_buf_append(&f->out, CLIENT_NS_ATTR, sizeof(CLIENT_NS_ATTR) - 1);
+    xb_buf_append(&f->out, raw + head, len - head);
     return 1;
 }
 
@@ -314,7 +264,7 @@ static void element_end(xb_xmpp_framer_t *f, const char *name)
         f->events.element(f->baton, name, f->elem_has_ns ? f->ns.data : NULL, raw, len);
     }
     f->out.len = 0;
-    fbuf_trim(&f->out);
+    xb_buf_trim(&f->out, KEEP_CAPACITY);
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)
@@ -422,9 +372,9 @@ static apr_status_t framer_cleanup(void *data)
         XML_ParserFree(f->parser);
         f->parser = NULL;
     }
-    fbuf_free(&f->in);
-    fbuf_free(&f->out);
-    fbuf_free(&f->ns);
+    xb_buf_free(&f->in);
+    xb_buf_free(&f->out);
+    xb_buf_free(&f->ns);
     return APR_SUCCESS;
 }
 
@@ -455,7 +405,7 @@ static void do_reset(xb_xmpp_framer_t *f)
     XML_ParserReset(f->parser, "UTF-8");
     setup_parser(f);
     f->in.len = 0;
-    fbuf_trim(&f->in);
+    xb_buf_trim(&f->in, KEEP_CAPACITY);
     f->in_base = 0;
     f->consumed = 0;
     f->depth = 0;
@@ -506,7 +456,7 @@ static void trim_input(xb_xmpp_framer_t *f)
         f->in.len -= drop;
         f->in_base += (XML_Index)drop;
     }
-    fbuf_trim(&f->in);
+    xb_buf_trim(&f->in, KEEP_CAPACITY);
     if (f->in.len > f->max_element) {
         fail(f, "policy-violation", "element over the limit of %lu bytes",
              (unsigned long)f->max_element);
@@ -517,7 +467,7 @@ static void parse_slice(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
 {
     enum XML_Status st;
 
-    if (!fbuf_append(&f->in, data, len)) {
+    if (!xb_buf_append(&f->in, data, len)) {
         fail(f, "resource-constraint", "out of memory");
         return;
     }
