@@ -124,6 +124,10 @@ static apr_status_t daemon_listen(apr_pool_t *p, server_rec *s, const char *path
     old_umask = umask(0077);
     rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old_umask);
+    /* bind() under umask 077 gives 0700; a socket needs read+write only. */
+    if (rc == 0) {
+        rc = chmod(path, 0600);
+    }
     if (rc < 0 || listen(fd, 511) < 0) {
         rc = errno;
         close(fd);

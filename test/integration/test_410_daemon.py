@@ -1,0 +1,66 @@
+"""The bridge daemon as a process: its socket (0600, owned by User, in DefaultRuntimeDir), its
+privileges (User/Group, not root), and its respawn when it dies (Apache keeps serving)."""
+import os
+import pwd
+import re
+import signal
+import stat
+import time
+import urllib.request
+
+import pytest
+
+import conftest
+from xbtest.apache import RUN_USER
+
+pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module daemon")
+
+
+def daemon_pid(apache):
+    with open(apache.error_log_path) as f:
+        pids = re.findall(r"XB05016: bridge daemon started, pid (\d+)", f.read())
+    assert pids, "no daemon start logged"
+    return int(pids[-1])
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise AssertionError("no Uid line")
+
+
+def test_411_socket_and_privileges(apache):
+    run_dir = apache.run_dir
+    socks = [n for n in os.listdir(run_dir) if n.startswith("xmpp-bridge.")]
+    assert len(socks) == 1, socks
+    st = os.stat(os.path.join(run_dir, socks[0]))
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    user = pwd.getpwnam(RUN_USER)
+    assert st.st_uid == user.pw_uid
+    pid = daemon_pid(apache)
+    assert proc_uid(pid) == user.pw_uid          # dropped to User, never root
+
+
+@pytest.mark.xb_log_expected("XB05017")
+def test_412_daemon_killed_comes_back(apache, login):
+    old = daemon_pid(apache)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        new = daemon_pid(apache)
+        if new != old:
+            break
+        time.sleep(0.05)
+    assert new != old, "no new daemon within 5 s"
+    # Apache served everything else all along, and new sessions work with the new daemon
+    with urllib.request.urlopen(apache.url("/"), timeout=5) as r:
+        assert r.status == 200
+    c = login("alice")
+    assert c.jid.startswith("alice@")
+    with open(apache.error_log_path) as f:
+        assert "XB05017" in f.read()                 # the death is logged, as an error
+
+
