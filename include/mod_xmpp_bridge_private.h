@@ -37,6 +37,8 @@ typedef struct xb_dir_conf {
     const char *prebind_jid; /* XmppBridgePrebindJID template; NULL: unset */
     int prebind_mode;        /* xb_prebind_mode_t; 0: unset (token) */
     int require_site_user;   /* XmppBridgeRequireSiteUser: -1 unset, 0 off, 1 on */
+    struct xb_ldap_dir_conf *ldap; /* XmppBridgePrebindLDAP* (mod_xmpp_bridge_ldap.c); NULL:
+                                      none apply here */
 } xb_dir_conf_t;
 
 void *xb_conf_create_dir(apr_pool_t *p, char *dir);
@@ -92,5 +94,49 @@ int xb_logout_handler(request_rec *r);
 
 /* Binds the core's xb_log to ap_log_error for server `s`. */
 void xb_glue_bind_log(server_rec *s);
+
+/* ---- prebind's LDAP look-up through mod_ldap (mod_xmpp_bridge_ldap.c) ---- */
+
+typedef struct xb_ldap_dir_conf xb_ldap_dir_conf_t;
+
+/* What cmd->info of xb_ldap_set_string names. */
+typedef enum {
+    XB_LDAP_BIND_DN = 1,
+    XB_LDAP_BIND_PASSWORD,
+    XB_LDAP_JID_ATTRIBUTE,
+    XB_LDAP_NICK_ATTRIBUTE
+} xb_ldap_setting_t;
+
+const char *xb_ldap_set_url(cmd_parms *cmd, void *dconf, const char *url, const char *mode);
+const char *xb_ldap_set_string(cmd_parms *cmd, void *dconf, const char *arg);
+const char *xb_ldap_add_group(cmd_parms *cmd, void *dconf, const char *dn);
+xb_ldap_dir_conf_t *xb_ldap_merge_dir(apr_pool_t *p, const xb_ldap_dir_conf_t *base,
+                                      const xb_ldap_dir_conf_t *add);
+/* Hooks: check_config refuses a configuration that uses the look-up without mod_ldap. */
+int xb_ldap_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void xb_ldap_optional_fn_retrieve(void);
+
+/* The site user's directory entry. */
+typedef struct xb_ldap_entry {
+    const char *dn;
+    apr_array_header_t *names; /* const char *: the attributes fetched */
+    const char **values;       /* values[i] for names[i]: NULL when absent; several values
+                                  joined by "; " (util_ldap's way) */
+    const char *jid;           /* XmppBridgePrebindLDAPJIDAttribute's value, or NULL */
+    const char *nick;          /* XmppBridgePrebindLDAPNickAttribute's value, or NULL */
+} xb_ldap_entry_t;
+
+/* 1 when XmppBridgePrebindLDAPJIDAttribute applies (the entry then gives the JID). */
+int xb_ldap_has_jid_attribute(const xb_ldap_dir_conf_t *lc);
+/* Looks r->user up (and checks the required groups). OK with *entry set; otherwise the HTTP
+ * status of the refusal with *reason its JSON reason code, already logged. The attributes
+ * fetched are those of the URL, the JID and nickname attributes and each %{LDAP:attr} that
+ * `jid_template` (may be NULL) names. */
+int xb_ldap_lookup(request_rec *r, const xb_ldap_dir_conf_t *lc, const char *jid_template,
+                   xb_ldap_entry_t **entry, const char **reason);
+/* The value of `attr` (case-insensitive) in the entry, NULL when absent or empty. */
+const char *xb_ldap_entry_value(const xb_ldap_entry_t *e, const char *attr);
+/* RFC 4515 escaping of an assertion value. */
+const char *xb_ldap_escape_filter_value(apr_pool_t *p, const char *value);
 
 #endif

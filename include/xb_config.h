@@ -60,6 +60,13 @@ typedef struct xb_config {
 #define XB_DEFAULT_ATTACH_GRACE 120
 #define XB_DEFAULT_MAX_PER_USER 5
 
+/* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
+ * graceful restart hands it the new one): NUL-terminated key and value strings. */
+char *xb_config_serialize(apr_pool_t *p, const xb_config_t *conf, apr_size_t *len);
+/* The reverse; APR_EINVAL for anything malformed. Everything is allocated from `p`. */
+apr_status_t xb_config_deserialize(apr_pool_t *p, const char *data, apr_size_t len,
+                                   xb_config_t **conf);
+
 /* The configured domain `name` (case-insensitive), or NULL: the caller answers host-unknown. */
 const xb_domain_t *xb_config_find_domain(const xb_config_t *conf, const char *name);
 

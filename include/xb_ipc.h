@@ -23,10 +23,13 @@ typedef enum {
                                 xb_ipc_prebind_field_t, each NUL-terminated, in that order;
                                 the answer is a RESPONSE carrying JSON */
     XB_IPC_CREDENTIALS = 6,  /* handler -> daemon: bare JID; answer: JSON jid + token */
-    XB_IPC_LOGOUT = 7        /* handler -> daemon: site user; answer: JSON {"ended": N} */
+    XB_IPC_LOGOUT = 7,       /* handler -> daemon: site user; answer: JSON {"ended": N} */
+    XB_IPC_RECONFIGURE = 8   /* httpd parent -> daemon after a restart: aux = log level,
+                                payload = xb_config_serialize(), the new ErrorLog descriptor
+                                passed along (SCM_RIGHTS); answer: RESPONSE 200 */
 } xb_ipc_type_t;
 
-#define XB_IPC_TYPE_MAX XB_IPC_LOGOUT
+#define XB_IPC_TYPE_MAX XB_IPC_RECONFIGURE
 
 /* How the daemon vouches for a prebound user. */
 typedef enum {

@@ -26,6 +26,12 @@ typedef int xb_log_level_fn(void *baton, int level);
 /* Binds the core's log output. Without a binding, messages at NOTICE and above go to stderr. */
 void xb_log_bind(xb_log_print_fn *print, xb_log_level_fn *is_level, void *baton);
 
+/* A SID is a bearer credential and never goes into a log. Log lines name a session by its
+ * tag instead: the first 8 hex digits of SHA-256(sid), stable for the session's life and
+ * useless for taking it over. */
+#define XB_LOG_TAG_LEN 8
+void xb_log_session_tag(const char *sid, char tag[XB_LOG_TAG_LEN + 1]);
+
 /* True when a message at `level` would be printed (to skip building expensive ones). */
 int xb_log_is_level(int level);
 

@@ -259,6 +259,19 @@ static int relay_answer(bosh_exchange_t *x)
     return write_answer(x->r, status, body, len);
 }
 
+/* Log lines name a session by its tag (xb_log.h), never by its SID. */
+static const char *sid_tag(request_rec *r, const char *sid)
+{
+    char *tag;
+
+    if (!sid) {
+        return "new";
+    }
+    tag = apr_palloc(r->pool, XB_LOG_TAG_LEN + 1);
+    xb_log_session_tag(sid, tag);
+    return tag;
+}
+
 /* ---- validation without a round trip ------------------------------------------------------ */
 
 /* Unknown SIDs and RIDs outside the window are answered from the shared table. Returns DECLINED
@@ -273,14 +286,14 @@ static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
     }
     if (xb_shm_table_lookup(table, body->sid, &row) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05033) "BOSH request for unknown "
-                      "or ended session %.40s", body->sid);
+                      "or ended session %s", sid_tag(x->r, body->sid));
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
     }
     x->legacy = !row.has_ver;
     if (body->rid > row.rid_hi + row.requests || body->rid < row.rid_lo) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05034) "session %s: rid %"
                       APR_UINT64_T_FMT " outside the window %" APR_UINT64_T_FMT "..%"
-                      APR_UINT64_T_FMT ": terminated", row.sid, body->rid, row.rid_lo,
+                      APR_UINT64_T_FMT ": terminated", sid_tag(x->r, row.sid), body->rid, row.rid_lo,
                       row.rid_hi + row.requests);
         send_terminate_notice(x, row.sid);
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
@@ -312,13 +325,13 @@ static int bosh_exchange(bosh_exchange_t *x, const char *data, apr_size_t len,
     case WAIT_CLIENT_GONE:
         /* Closing our end tells the daemon; the answer it would have sent stays queued. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, x->r, XBLOGNO(05037) "client went away "
-                      "during a held request (sid %.40s)", body->sid ? body->sid : "new");
+                      "during a held request (session %s)", sid_tag(x->r, body->sid));
         x->r->connection->aborted = 1;
         return OK;
     case WAIT_TIMEOUT:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, XBLOGNO(05038) "the bridge daemon did not "
-                      "answer within wait + %" APR_TIME_T_FMT " s (sid %.40s)",
-                      apr_time_sec(DAEMON_ANSWER_SLACK), body->sid ? body->sid : "new");
+                      "answer within wait + %" APR_TIME_T_FMT " s (session %s)",
+                      apr_time_sec(DAEMON_ANSWER_SLACK), sid_tag(x->r, body->sid));
         return HTTP_SERVICE_UNAVAILABLE;
     case WAIT_DAEMON_GONE:
     default:

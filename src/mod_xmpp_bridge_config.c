@@ -329,6 +329,7 @@ void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     merged->prebind_mode = add->prebind_mode ? add->prebind_mode : base->prebind_mode;
     merged->require_site_user = add->require_site_user >= 0 ? add->require_site_user
                                                             : base->require_site_user;
+    merged->ldap = xb_ldap_merge_dir(p, base->ldap, add->ldap);
     return merged;
 }
 
@@ -399,6 +400,27 @@ const command_rec xb_directives[] = {
                   "template of the JID a prebound user gets, e.g. %{REMOTE_USER}@example.org"),
     AP_INIT_TAKE1("XmppBridgePrebindAuth", set_prebind_auth, NULL, OR_AUTHCFG | ACCESS_CONF,
                   "token (default) or passthrough: how prebind vouches for the user"),
+    /* Prebind's directory look-up (mod_xmpp_bridge_ldap.c): in <Location>/<Directory> only,
+     * never .htaccess (a bind password does not belong there). */
+    AP_INIT_TAKE12("XmppBridgePrebindLDAPURL", xb_ldap_set_url, NULL, ACCESS_CONF,
+                   "ldap[s]://host[:port]/basedn?uidattr[,attr...]?scope?filter [NONE|SSL|TLS|"
+                   "STARTTLS]: where prebind looks the site user up (needs mod_ldap)"),
+    AP_INIT_TAKE1("XmppBridgePrebindLDAPBindDN", xb_ldap_set_string,
+                  (void *)(apr_uintptr_t)XB_LDAP_BIND_DN, ACCESS_CONF,
+                  "DN the look-up binds as (a directory reader); default: anonymous"),
+    AP_INIT_TAKE1("XmppBridgePrebindLDAPBindPassword", xb_ldap_set_string,
+                  (void *)(apr_uintptr_t)XB_LDAP_BIND_PASSWORD, ACCESS_CONF,
+                  "password of XmppBridgePrebindLDAPBindDN (the reader's, no user's)"),
+    AP_INIT_TAKE1("XmppBridgePrebindLDAPJIDAttribute", xb_ldap_set_string,
+                  (void *)(apr_uintptr_t)XB_LDAP_JID_ATTRIBUTE, ACCESS_CONF,
+                  "attribute holding the user's bare JID, which is then the JID (instead of "
+                  "XmppBridgePrebindJID)"),
+    AP_INIT_TAKE1("XmppBridgePrebindLDAPNickAttribute", xb_ldap_set_string,
+                  (void *)(apr_uintptr_t)XB_LDAP_NICK_ATTRIBUTE, ACCESS_CONF,
+                  "attribute holding the user's nickname (request env XMPP_BRIDGE_NICK)"),
+    AP_INIT_TAKE1("XmppBridgePrebindLDAPRequireGroup", xb_ldap_add_group, NULL, ACCESS_CONF,
+                  "DN of a group (member or uniqueMember) the user must be in; repeated: any "
+                  "one of them"),
     { NULL }
 };
 

@@ -6,10 +6,13 @@
  *    graceful restart neither recreates them nor loses their contents;
  *  - the daemon lives in its own process group, so the signals prefork sends to its whole
  *    group (SIGUSR1 graceful, SIGTERM stop) reach it only through our own handling.
- * The daemon itself is still replaced at every restart (so it always runs the current
- * configuration); keeping it across graceful restarts is planned in docs/dev/operations.md.
+ *  - the daemon survives restarts too: it is noted on the process pool (killed at the final
+ *    exit), not on pconf, and each new generation re-registers it and hands it the new
+ *    configuration and error log over its socket (XB_IPC_RECONFIGURE), so the chats that were
+ *    going on before Debian's daily logrotate reload are still going on after it.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,6 +37,7 @@
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_daemon.h"
+#include "xb_ipc.h"
 #include "xb_jwt.h"
 #include "xb_log.h"
 
@@ -44,11 +48,12 @@ typedef struct xb_retained {
     apr_global_mutex_t *mutex;
     const char *mutex_file;
     unsigned daemon_starts;
+    apr_proc_t daemon;          /* pid 0: none yet */
 } xb_retained_t;
 
 static xb_retained_t *retained;
-/* This generation's daemon; valid in the parent between post_config and pconf cleanup. */
-static apr_proc_t *daemon_proc;
+/* This generation's view of the daemon; valid in the parent between post_config and pconf
+ * cleanup. */
 static server_rec *daemon_server;
 static apr_pool_t *daemon_pconf;
 static const xb_config_t *daemon_conf;
@@ -153,10 +158,30 @@ static void daemon_signals(void)
     apr_signal(SIGCHLD, SIG_DFL);
 }
 
+/* XB_IPC_RECONFIGURE brought the new generation's error log: write there from now on (the old
+ * descriptor may point at a file logrotate has moved away). */
+static void daemon_new_log(void *baton, int fd, int level)
+{
+    server_rec *s = baton;
+    apr_os_file_t old = -1;
+
+    if (fd >= 0) {
+        if (s->error_log && apr_os_file_get(&old, s->error_log) == APR_SUCCESS && old >= 0) {
+            dup2(fd, old);
+        }
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    if (level >= 0) {
+        ap_set_module_loglevel(s->process->pconf, &s->log, APLOG_MODULE_INDEX, level);
+    }
+}
+
 static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf)
 {
     apr_socket_t *listener = NULL;
     xb_jwt_key_t *token_key = NULL;
+    xb_daemon_hooks_t hooks;
     const char *errmsg = NULL;
     apr_status_t rv;
     int status = 0;
@@ -179,6 +204,11 @@ static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf
                      errmsg ? errmsg : "cannot be read");
         token_key = NULL;
     }
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.token_key = token_key;
+    hooks.admin_uid = (unsigned)geteuid(); /* the parent, before we drop to User */
+    hooks.new_log = daemon_new_log;
+    hooks.baton = s;
     /* Everything that needs root (the socket, the key) is done: drop to User/Group. */
     if (ap_run_drop_privileges(pool, s)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, XBLOGNO(05012) "the bridge daemon cannot "
@@ -197,7 +227,7 @@ static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf
     xb_shm_table_clear(process_table);
     xb_shm_table_note_daemon(process_table, (uint32_t)getpid(), apr_time_now(),
                              retained->daemon_starts > 1);
-    rv = xb_daemon_run(pool, conf, process_table, listener, token_key, &daemon_stop);
+    rv = xb_daemon_run(pool, conf, process_table, listener, &hooks, &daemon_stop);
     if (rv != APR_SUCCESS) {
         status = 1;
     }
@@ -212,7 +242,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status);
 
 static apr_status_t daemon_start(apr_pool_t *pconf, server_rec *s, const xb_config_t *conf)
 {
-    apr_proc_t *proc = apr_pcalloc(pconf, sizeof(*proc));
+    apr_proc_t *proc = &retained->daemon;
     apr_status_t rv;
 
     retained->daemon_starts++;
@@ -228,10 +258,13 @@ static apr_status_t daemon_start(apr_pool_t *pconf, server_rec *s, const xb_conf
                      "daemon");
         return rv;
     }
-    daemon_proc = proc;
-    /* At pconf cleanup (restart, stop) APR sends SIGTERM, waits up to 3 s, then SIGKILL: the
-     * daemon answers held requests with system-shutdown in between. */
-    apr_pool_note_subprocess(pconf, proc, APR_KILL_AFTER_TIMEOUT);
+    /* Killed when httpd exits for good (the process pool goes): SIGTERM, up to 3 s for the
+     * daemon to answer held requests with system-shutdown, then SIGKILL. A restart clears
+     * only pconf, so the daemon lives on. The note is a copy: retained->daemon may be reused
+     * by a later daemon. */
+    apr_pool_note_subprocess(s->process->pool, apr_pmemdup(s->process->pool, proc,
+                                                           sizeof(*proc)),
+                             APR_KILL_AFTER_TIMEOUT);
     apr_proc_other_child_register(proc, daemon_maint, proc, NULL, pconf);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, XBLOGNO(05016) "bridge daemon started, pid %"
                  APR_PID_T_FMT ", socket %s", proc->pid, conf->socket_path);
@@ -249,7 +282,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
     case APR_OC_REASON_LOST:
         apr_proc_other_child_unregister(data);
         if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS
-            && mpm_state != AP_MPMQ_STOPPING && daemon_pconf && daemon_proc == proc) {
+            && mpm_state != AP_MPMQ_STOPPING && daemon_pconf) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, daemon_server, XBLOGNO(05017) "bridge daemon "
                          "%" APR_PID_T_FMT " died; starting a new one", proc->pid);
             daemon_start(daemon_pconf, daemon_server, daemon_conf);
@@ -265,11 +298,79 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
 static apr_status_t forget_generation(void *data)
 {
     (void)data;
-    daemon_proc = NULL;
     daemon_pconf = NULL;
     daemon_server = NULL;
     daemon_conf = NULL;
     return APR_SUCCESS;
+}
+
+/* ---- restarts: the running daemon takes the new generation's configuration ------------------ */
+
+/* Sends XB_IPC_RECONFIGURE (as root, so the daemon knows it is us) with the error log's
+ * descriptor, and waits a bounded time for the daemon's answer. */
+static apr_status_t daemon_reconfigure(apr_pool_t *ptemp, server_rec *s,
+                                       const xb_config_t *conf)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct sockaddr_un sun;
+    struct msghdr msg;
+    struct iovec iov;
+    struct pollfd pfd;
+    xb_ipc_header_t answer;
+    apr_os_file_t log_fd = -1;
+    apr_size_t len = 0, frame_len;
+    char *payload = xb_config_serialize(ptemp, conf, &len);
+    char *frame;
+    int fd, ok = 0;
+
+    frame = xb_ipc_frame(ptemp, XB_IPC_RECONFIGURE,
+                         (uint32_t)ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX),
+                         payload, len, NULL, 0, &frame_len);
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    apr_cpystrn(sun.sun_path, conf->socket_path, sizeof(sun.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return APR_ECONNREFUSED;
+    }
+    memset(&msg, 0, sizeof(msg));
+    iov.iov_base = frame;
+    iov.iov_len = frame_len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (s->error_log && apr_os_file_get(&log_fd, s->error_log) == APR_SUCCESS && log_fd >= 0) {
+        struct cmsghdr *cmsg;
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.space;
+        msg.msg_controllen = sizeof(control.space);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &log_fd, sizeof(int));
+    }
+    /* The frame is small (well under the socket buffer): one sendmsg carries it whole. */
+    if (sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)frame_len) {
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 5000) == 1 && recv(fd, &answer, sizeof(answer), MSG_WAITALL)
+                                             == (ssize_t)sizeof(answer)) {
+            ok = answer.magic == XB_IPC_MAGIC && answer.aux == 200;
+        }
+    }
+    close(fd);
+    if (ok) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, XBLOGNO(05026) "bridge daemon %"
+                     APR_PID_T_FMT " carries on with the new configuration",
+                     retained->daemon.pid);
+    }
+    return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /* ---- post_config: table + mutex once, daemon every generation ------------------------------ */
@@ -344,6 +445,19 @@ int xb_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     daemon_server = s;
     daemon_conf = conf;
     apr_pool_cleanup_register(pconf, NULL, forget_generation, apr_pool_cleanup_null);
+    if (retained->daemon.pid > 0 && kill(retained->daemon.pid, 0) == 0) {
+        /* A restart: the daemon of the previous generation carries on with the new config. */
+        apr_proc_other_child_register(&retained->daemon, daemon_maint, &retained->daemon, NULL,
+                                      pconf);
+        if (daemon_reconfigure(ptemp, s, conf) == APR_SUCCESS) {
+            return OK;
+        }
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, XBLOGNO(05025) "the bridge daemon %"
+                     APR_PID_T_FMT " did not take the new configuration: replacing it (its "
+                     "sessions end)", retained->daemon.pid);
+        apr_proc_other_child_unregister(&retained->daemon);
+        kill(retained->daemon.pid, SIGKILL);
+    }
     if (daemon_start(pconf, s, conf) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

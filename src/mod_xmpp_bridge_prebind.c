@@ -169,27 +169,96 @@ static int check_request(request_rec *r, const char *handler_name)
     return OK;
 }
 
-/* The site user -> JID mapping of this location (XmppBridgePrebindJID). */
+/* The template's variables where a directory look-up applies: %{LDAP:attr} is a value of the
+ * user's entry, everything else as lookup_variable. */
+typedef struct identity_vars {
+    request_rec *r;
+    const xb_ldap_entry_t *entry;
+} identity_vars_t;
+
+static const char *lookup_identity_variable(void *baton, const char *name)
+{
+    const identity_vars_t *v = baton;
+
+    if (!strncmp(name, "LDAP:", 5)) {
+        return xb_ldap_entry_value(v->entry, name + 5);
+    }
+    return lookup_variable(v->r, name);
+}
+
+/* XmppBridgePrebindLDAPJIDAttribute: the entry holds the bare JID itself (already a JID: its
+ * localpart is taken as written, not escaped again). */
+static int jid_from_entry(request_rec *r, const xb_ldap_entry_t *entry, site_identity_t *id)
+{
+    const char *value = entry ? entry->jid : NULL, *errmsg = NULL, *why = NULL;
+    const char *at = value ? strrchr(value, '@') : NULL;
+
+    if (!value) {
+        why = "has no value of the JID attribute";
+    }
+    else if (strstr(value, "; ")) {
+        why = "has several values of the JID attribute";
+    }
+    else if (!at || at == value || xb_jid_validate(value, 0, &errmsg) != APR_SUCCESS) {
+        why = apr_pstrcat(r->pool, "has a JID attribute value that is not a bare JID: ",
+                          errmsg ? errmsg : "no localpart@domain", NULL);
+    }
+    if (why) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05112) "user %s: the directory "
+                      "entry %s %s (XmppBridgePrebindLDAPJIDAttribute): refused", r->user,
+                      entry ? entry->dn : "-", why);
+        return json_error(r, HTTP_FORBIDDEN, "no-jid");
+    }
+    id->localpart = apr_pstrmemdup(r->pool, value, (apr_size_t)(at - value));
+    id->domain = apr_pstrdup(r->pool, at + 1);
+    ap_str_tolower((char *)id->domain);
+    id->jid = apr_pstrcat(r->pool, id->localpart, "@", id->domain, NULL);
+    return OK;
+}
+
+/* The site user -> JID mapping of this location: XmppBridgePrebindJID, filled in with the
+ * user's directory entry where XmppBridgePrebindLDAP* apply, or that entry's JID attribute. */
 static int identify(request_rec *r, const xb_config_t *conf, const xb_dir_conf_t *dc,
                     site_identity_t *id)
 {
-    const char *errmsg = NULL, *at;
+    const char *errmsg = NULL, *at, *reason = NULL;
+    xb_ldap_entry_t *entry = NULL;
+    identity_vars_t vars;
+    int rc;
 
-    if (!dc->prebind_jid) {
+    if (!dc->prebind_jid && !xb_ldap_has_jid_attribute(dc->ldap)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05052) "%s: no "
                       "XmppBridgePrebindJID is configured", r->uri);
         return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
     }
-    if (xb_jid_expand(r->pool, dc->prebind_jid, lookup_variable, r, &id->jid, &errmsg)
-        != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05053) "user %s cannot be "
-                      "mapped to a JID with '%s': %s", r->user, dc->prebind_jid,
-                      errmsg ? errmsg : "invalid");
-        return json_error(r, HTTP_FORBIDDEN, "no-jid");
+    if (!dc->ldap && strstr(dc->prebind_jid, "%{LDAP:")) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05113) "%s: XmppBridgePrebindJID "
+                      "'%s' uses %%{LDAP:...} but no XmppBridgePrebindLDAPURL applies here",
+                      r->uri, dc->prebind_jid);
+        return json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not-configured");
     }
-    at = strrchr(id->jid, '@');
-    id->localpart = apr_pstrmemdup(r->pool, id->jid, (apr_size_t)(at - id->jid));
-    id->domain = at + 1;
+    if (dc->ldap && (rc = xb_ldap_lookup(r, dc->ldap, dc->prebind_jid, &entry, &reason)) != OK) {
+        return json_error(r, rc, reason);
+    }
+    if (xb_ldap_has_jid_attribute(dc->ldap)) {
+        if ((rc = jid_from_entry(r, entry, id)) != OK) {
+            return rc;
+        }
+    }
+    else {
+        vars.r = r;
+        vars.entry = entry;
+        if (xb_jid_expand(r->pool, dc->prebind_jid, lookup_identity_variable, &vars, &id->jid,
+                          &errmsg) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05053) "user %s cannot be "
+                          "mapped to a JID with '%s': %s", r->user, dc->prebind_jid,
+                          errmsg ? errmsg : "invalid");
+            return json_error(r, HTTP_FORBIDDEN, "no-jid");
+        }
+        at = strrchr(id->jid, '@');
+        id->localpart = apr_pstrmemdup(r->pool, id->jid, (apr_size_t)(at - id->jid));
+        id->domain = at + 1;
+    }
     if (!xb_config_find_domain(conf, id->domain)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05054) "JID %s: domain %s is not an "
                       "XmppBridgeDomain", id->jid, id->domain);

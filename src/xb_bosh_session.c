@@ -73,6 +73,7 @@ struct xb_bosh_session {
     apr_pool_t *pool;
     apr_pool_t *scratch; /* answers are built here; cleared after each */
     const char *sid;
+    char tag[XB_LOG_TAG_LEN + 1]; /* what log lines call the session (never the SID) */
     const char *from; /* the creation request's `to` */
     const char *ver;  /* negotiated; NULL for a legacy client */
     xb_bosh_io_t io;
@@ -429,7 +430,7 @@ static void answer_oldest(xb_bosh_session_t *s)
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02013) "session %s: answer for rid %" APR_UINT64_T_FMT
                               " kept for its re-send (request gone)",
-               s->sid, (apr_uint64_t)h.rid);
+               s->tag, (apr_uint64_t)h.rid);
     }
     respond(s, h.req, c->status, c->data, c->len);
 }
@@ -509,7 +510,7 @@ static void expire_pending(xb_bosh_session_t *s, apr_time_t now)
             xb_log(XB_LOG_MARK, XB_LOG_INFO,
                    XBLOGNO(02010) "session %s: rid %" APR_UINT64_T_FMT
                                   " waited for its predecessor until its wait ran out",
-                   s->sid, (apr_uint64_t)p->rid);
+                   s->tag, (apr_uint64_t)p->rid);
             respond_plain(s, p->req, 1);
             p->req = 0;
             s->pending_live--;
@@ -599,7 +600,7 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
 
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02006) "session %s: client terminated the session at rid %" APR_UINT64_T_FMT,
-           s->sid, (apr_uint64_t)body->rid);
+           s->tag, (apr_uint64_t)body->rid);
     if (body->payload_len) {
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
@@ -663,7 +664,7 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
     if (body->restart) {
         /* XEP-0206 §5: the request SHOULD be empty and the CM SHOULD ignore what it holds. */
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02012) "session %s: stream restart at rid %" APR_UINT64_T_FMT, s->sid,
+               XBLOGNO(02012) "session %s: stream restart at rid %" APR_UINT64_T_FMT, s->tag,
                (apr_uint64_t)body->rid);
         s->io.restart_stream(s->baton);
     }
@@ -704,7 +705,7 @@ static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02009) "session %s: rid %" APR_UINT64_T_FMT " arrived before rid %"
                               APR_UINT64_T_FMT ", kept",
-               s->sid, (apr_uint64_t)body->rid, (apr_uint64_t)(s->rid_hi + 1));
+               s->tag, (apr_uint64_t)body->rid, (apr_uint64_t)(s->rid_hi + 1));
         pending_insert(s, req, body, now);
         return;
     }
@@ -712,7 +713,7 @@ static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
      * content is identical by the client's contract, so the first copy stays. */
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02018) "session %s: early rid %" APR_UINT64_T_FMT " sent again",
-           s->sid, (apr_uint64_t)body->rid);
+           s->tag, (apr_uint64_t)body->rid);
     if (p->req) {
         respond_plain(s, p->req, 1);
     }
@@ -733,7 +734,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
     if (c) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02002) "session %s: rid %" APR_UINT64_T_FMT " sent again, replayed",
-               s->sid, (apr_uint64_t)rid);
+               s->tag, (apr_uint64_t)rid);
         respond(s, req, c->status, c->data, c->len);
         return;
     }
@@ -741,7 +742,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
     if (h) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02003) "session %s: held rid %" APR_UINT64_T_FMT " sent again%s",
-               s->sid, (apr_uint64_t)rid,
+               s->tag, (apr_uint64_t)rid,
                h->req ? ", the older request gets a recoverable error" : "");
         /* Never echo the request back to its sender: the old one gets type='error'. */
         if (h->req) {
@@ -754,7 +755,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02005) "session %s: rid %" APR_UINT64_T_FMT " is below the window (highest %"
                           APR_UINT64_T_FMT ") and its answer is gone: item-not-found",
-           s->sid, (apr_uint64_t)rid, (apr_uint64_t)s->rid_hi);
+           s->tag, (apr_uint64_t)rid, (apr_uint64_t)s->rid_hi);
     fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
 }
 
@@ -770,7 +771,7 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     if (s->finished) {
         /* The owner should have removed us; still, never leave a request unanswered. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02015) "session %s: request after the session ended", s->sid);
+               XBLOGNO(02015) "session %s: request after the session ended", s->tag);
         build_terminal(s, s->scratch, XB_COND_ITEM_NOT_FOUND, NULL, 0, &status, &body_out, &len);
         respond(s, req, status, body_out, len);
         apr_pool_clear(s->scratch);
@@ -781,7 +782,7 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     }
     else if (!body->has_rid) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02016) "session %s: request without rid: bad-request", s->sid);
+               XBLOGNO(02016) "session %s: request without rid: bad-request", s->tag);
         fail_request(s, req, XB_COND_BAD_REQUEST);
     }
     else if (body->rid <= s->rid_hi) {
@@ -791,7 +792,7 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
                XBLOGNO(02004) "session %s: rid %" APR_UINT64_T_FMT " is above the window (%"
                               APR_UINT64_T_FMT " + %u): item-not-found",
-               s->sid, (apr_uint64_t)body->rid, (apr_uint64_t)s->rid_hi, s->requests);
+               s->tag, (apr_uint64_t)body->rid, (apr_uint64_t)s->rid_hi, s->requests);
         fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
     }
     else if (body->rid == s->rid_hi + 1) {
@@ -815,7 +816,7 @@ void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02011) "session %s: request for held rid %" APR_UINT64_T_FMT " went away",
-               s->sid, (apr_uint64_t)s->held[i].rid);
+               s->tag, (apr_uint64_t)s->held[i].rid);
         s->held[i].req = 0;
     }
     else if ((p = pending_find_req(s, req)) != NULL) {
@@ -836,7 +837,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
     i = held_find_req(s, req);
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02017) "session %s: held rid %" APR_UINT64_T_FMT " released", s->sid,
+               XBLOGNO(02017) "session %s: held rid %" APR_UINT64_T_FMT " released", s->tag,
                (apr_uint64_t)s->held[i].rid);
         /* Older held RIDs must be answered first to keep RID order. */
         while (i-- >= 0) {
@@ -861,7 +862,7 @@ void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_siz
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02014) "session %s: %" APR_SIZE_T_FMT " bytes from the server after the "
                               "end, dropped",
-               s->sid, len);
+               s->tag, len);
         return;
     }
     if (!len) {
@@ -885,7 +886,7 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
         return;
     }
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->sid,
+           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->tag,
            xb_bosh_condition_name(cond));
     /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>. */
     if (cond == XB_COND_REMOTE_STREAM_ERROR && stream_error && stream_error_len) {
@@ -927,7 +928,7 @@ void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now)
     if (s->idle && now >= s->idle_since + apr_time_from_sec(s->idle_limit)) {
         /* §10: terminate silently; a later request finds no session. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02008) "session %s: no request for %u s, session ended", s->sid,
+               XBLOGNO(02008) "session %s: no request for %u s, session ended", s->tag,
                s->idle_limit);
         end_session(s);
     }
@@ -1023,6 +1024,7 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     s->pool = pool;
     apr_pool_create(&s->scratch, pool);
     s->sid = apr_pstrdup(pool, sid);
+    xb_log_session_tag(sid, s->tag);
     s->from = apr_pstrdup(pool, creation->to);
     /* A legacy client gets no `ver` back: it could not compare it with its own anyway. */
     s->ver = creation->ver ? negotiate_ver(pool, creation->ver) : NULL;
@@ -1041,7 +1043,7 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
            XBLOGNO(02001) "session %s created: rid %" APR_UINT64_T_FMT
                           ", wait %u, hold %u, requests %u, ver %s",
-           s->sid, (apr_uint64_t)creation->rid, s->wait, s->hold, s->requests,
+           s->tag, (apr_uint64_t)creation->rid, s->wait, s->hold, s->requests,
            s->ver ? s->ver : "(legacy)");
     if (creation->payload && creation->payload_len) {
         s->io.send_to_server(s->baton, creation->payload, creation->payload_len);
@@ -1070,6 +1072,7 @@ xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char 
     s->pool = pool;
     apr_pool_create(&s->scratch, pool);
     s->sid = apr_pstrdup(pool, sid);
+    xb_log_session_tag(sid, s->tag);
     s->from = apr_pstrdup(pool, domain);
     s->ver = OUR_VER;
     s->io = *io;
@@ -1085,7 +1088,7 @@ xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char 
     s->creation_rid = s->rid_hi = next_rid - 1;
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
            XBLOGNO(02019) "session %s prebound: waits up to %u s for the browser to attach",
-           s->sid, s->idle_limit);
+           s->tag, s->idle_limit);
     update_idle(s, now, 1);
     return s;
 }

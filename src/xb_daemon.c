@@ -54,6 +54,7 @@ typedef struct ipc_conn {
     const char *out;
     apr_size_t out_len, out_off;
     int closing;
+    int passed_fd;           /* a descriptor that came with the frame (SCM_RIGHTS), or -1 */
 } ipc_conn_t;
 
 struct bridge_session {
@@ -61,6 +62,7 @@ struct bridge_session {
     xb_daemon_t *d;
     apr_pool_t *pool;
     char sid[XB_SID_HEX_LEN + 1];
+    char tag[XB_LOG_TAG_LEN + 1]; /* names the session in log lines (never the SID) */
     const xb_domain_t *domain;
     xb_bosh_session_t *bosh;
     xb_xmpp_conn_t *xmpp;
@@ -101,6 +103,7 @@ struct xb_daemon {
     xb_request_id_t last_req_id;
     SSL_CTX *ssl_ctx;
     const xb_jwt_key_t *token_key; /* NULL: no token prebind */
+    xb_daemon_hooks_t hooks;
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
@@ -231,7 +234,7 @@ static void io_respond(void *baton, xb_request_id_t req, int status, const char 
     }
     if (!conn) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04002) "session %s: answer for a request that "
-               "is gone (kept for replay)", s->sid);
+               "is gone (kept for replay)", s->tag);
         return;
     }
     conn_send_frame(conn, status, body, len);
@@ -293,11 +296,11 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
     s->xmpp_closed = 1;
     if (cond == XB_COND_NONE) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04003) "session %s: XMPP stream to %s closed",
-               s->sid, s->domain->name);
+               s->tag, s->domain->name);
     }
     else {
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04004) "session %s: XMPP stream to %s ended: "
-               "%s (%s)", s->sid, s->domain->name, xb_bosh_condition_name(cond),
+               "%s (%s)", s->tag, s->domain->name, xb_bosh_condition_name(cond),
                why ? why : "no reason given");
     }
     if (s->login) {
@@ -409,7 +412,7 @@ static void session_connected(bridge_session_t *s)
     }
     if (err != 0) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04005) "session %s: connecting to %s:%u "
-               "for %s failed: %s", s->sid, s->domain->host, (unsigned)s->domain->port,
+               "for %s failed: %s", s->tag, s->domain->host, (unsigned)s->domain->port,
                s->domain->name, strerror(err));
         s->connecting = 0;
         session_close_socket(s);
@@ -474,7 +477,7 @@ static void session_reap(bridge_session_t *s)
             conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
         }
     }
-    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04006) "session %s ended", s->sid);
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04006) "session %s ended", s->tag);
     apr_pool_destroy(s->pool);
 }
 
@@ -560,6 +563,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
         *cond = XB_COND_INTERNAL_SERVER_ERROR;
         return NULL;
     }
+    xb_log_session_tag(s->sid, s->tag);
     memset(&row, 0, sizeof(row));
     apr_cpystrn(row.sid, s->sid, sizeof(row.sid));
     apr_cpystrn(row.domain, domain->name, sizeof(row.domain));
@@ -595,10 +599,10 @@ static void session_start(bridge_session_t *s)
     apr_status_t rv = session_connect(s);
 
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
-           s->sid, s->domain->name, s->domain->host, (unsigned)s->domain->port);
+           s->tag, s->domain->name, s->domain->host, (unsigned)s->domain->port);
     if (rv != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04012) "session %s: cannot connect to %s:%u "
-               "for %s", s->sid, s->domain->host, (unsigned)s->domain->port, s->domain->name);
+               "for %s", s->tag, s->domain->host, (unsigned)s->domain->port, s->domain->name);
         s->sock_closed = 1;
         session_fail(s, "connecting to the XMPP server failed");
     }
@@ -862,8 +866,10 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
     }
     s = apr_hash_get(d->sessions, body->sid, APR_HASH_KEY_STRING);
     if (!s || s->close_deadline || !s->bosh) {
+        char tag[XB_LOG_TAG_LEN + 1];
+        xb_log_session_tag(body->sid, tag);
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04014) "request from %s for unknown session %s",
-               client_ip, body->sid);
+               client_ip, tag);
         conn_send_terminate(conn, XB_COND_ITEM_NOT_FOUND, 0);
         return;
     }
@@ -1012,6 +1018,80 @@ static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t l
     conn_close(conn);
 }
 
+/* The limits new sessions get; sessions already running keep theirs. */
+static void apply_limits(xb_daemon_t *d)
+{
+    d->limits.max_wait = d->conf->max_wait;
+    d->limits.max_hold = d->conf->max_hold;
+    d->limits.inactivity = d->conf->inactivity;
+    d->limits.polling = d->conf->polling;
+    d->limits.response_cache = d->conf->response_cache;
+    d->limits.max_queued_bytes = d->conf->max_queued_bytes;
+}
+
+static int peer_is_admin(ipc_conn_t *conn)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    apr_os_sock_t fd;
+
+    apr_os_sock_get(&fd, conn->sock);
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+           && (unsigned)cred.uid == conn->d->hooks.admin_uid;
+}
+
+/* A graceful restart: the daemon and its sessions stay, the new generation's configuration and
+ * error log take over. Sessions keep the domain entries they were made with (the old
+ * configuration's memory is never freed: a few hundred bytes per restart), new sessions use
+ * the new ones. The shared table cannot change size while it lives (httpd logs that). */
+static void handle_reconfigure(ipc_conn_t *conn, uint32_t log_level, const char *payload,
+                               apr_size_t len)
+{
+    xb_daemon_t *d = conn->d;
+    xb_config_t *conf = NULL;
+    apr_pool_t *p;
+    SSL_CTX *ctx;
+    const char *errmsg = NULL;
+    const char *ok = "ok";
+
+    if (!peer_is_admin(conn)) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04030) "reconfiguration refused: the peer "
+               "is not the httpd parent");
+        conn_close(conn);
+        return;
+    }
+    if (d->hooks.new_log) {
+        d->hooks.new_log(d->hooks.baton, conn->passed_fd, (int)log_level);
+        conn->passed_fd = -1; /* the hook owns it now */
+    }
+    apr_pool_create(&p, d->pool);
+    if (xb_config_deserialize(p, payload, len, &conf) != APR_SUCCESS) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04031) "reconfiguration refused: malformed "
+               "configuration; the daemon keeps the previous one");
+        apr_pool_destroy(p);
+        conn_send_frame(conn, 400, "bad", 3);
+        return;
+    }
+    ctx = xb_xmpp_conn_ssl_ctx(conf->ca_file, &errmsg);
+    if (!ctx) {
+        xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04032) "reconfiguration: TLS set-up failed "
+               "(XmppBridgeTLSCAFile %s): %s; the daemon keeps the previous configuration",
+               conf->ca_file ? conf->ca_file : "system default", errmsg ? errmsg : "");
+        apr_pool_destroy(p);
+        conn_send_frame(conn, 500, "tls", 3);
+        return;
+    }
+    /* Live TLS connections hold their own reference to the old context. */
+    SSL_CTX_free(d->ssl_ctx);
+    d->ssl_ctx = ctx;
+    d->conf = conf;
+    d->addrs = apr_hash_make(p); /* hosts may have moved */
+    apply_limits(d);
+    xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04033) "new configuration applied (%d domains); %u "
+           "sessions carry on", conf->domains->nelts, apr_hash_count(d->sessions));
+    conn_send_frame(conn, 200, ok, strlen(ok));
+}
+
 static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const char *payload)
 {
     switch (hdr->type) {
@@ -1036,10 +1116,57 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
     case XB_IPC_LOGOUT:
         handle_logout(conn, payload, hdr->length);
         break;
+    case XB_IPC_RECONFIGURE:
+        handle_reconfigure(conn, hdr->aux, payload, hdr->length);
+        break;
     default:
         conn_close(conn);
         break;
     }
+}
+
+/* recvmsg rather than recv: a restart's new configuration comes with a descriptor. */
+static apr_status_t conn_recv(ipc_conn_t *conn, char *buf, apr_size_t *len)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg;
+    struct iovec iov;
+    struct cmsghdr *cmsg;
+    apr_os_sock_t fd;
+    ssize_t n;
+
+    apr_os_sock_get(&fd, conn->sock);
+    memset(&msg, 0, sizeof(msg));
+    iov.iov_base = buf;
+    iov.iov_len = *len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    do {
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    *len = n > 0 ? (apr_size_t)n : 0;
+    for (cmsg = CMSG_FIRSTHDR(&msg); n > 0 && cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+            int passed;
+            memcpy(&passed, CMSG_DATA(cmsg), sizeof(passed));
+            if (conn->passed_fd >= 0) {
+                close(conn->passed_fd);
+            }
+            conn->passed_fd = passed;
+        }
+    }
+    if (n > 0) {
+        return APR_SUCCESS;
+    }
+    if (n == 0) {
+        return APR_EOF;
+    }
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_EAGAIN : errno;
 }
 
 static void conn_read(ipc_conn_t *conn)
@@ -1052,7 +1179,7 @@ static void conn_read(ipc_conn_t *conn)
 
     for (;;) {
         apr_size_t n = sizeof(buf);
-        apr_status_t rv = apr_socket_recv(conn->sock, buf, &n);
+        apr_status_t rv = conn_recv(conn, buf, &n);
         if (n > 0 && xb_ipc_reader_feed(conn->reader, buf, n) != APR_SUCCESS) {
             xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04015) "oversized frame from a handler");
             conn_close(conn);
@@ -1099,6 +1226,10 @@ static void conn_close(ipc_conn_t *conn)
     }
     poll_set(conn->d, &conn->pfd, &conn->events, 0);
     apr_socket_close(conn->sock);
+    if (conn->passed_fd >= 0) {
+        close(conn->passed_fd);
+        conn->passed_fd = -1;
+    }
     APR_ARRAY_PUSH(conn->d->closed_conns, ipc_conn_t *) = conn;
 }
 
@@ -1126,6 +1257,7 @@ static void accept_conns(xb_daemon_t *d)
         conn->pool = pool;
         conn->sock = sock;
         conn->reader = xb_ipc_reader_create(pool, d->conf->max_body_size + 1024);
+        conn->passed_fd = -1;
         apr_socket_opt_set(sock, APR_SO_NONBLOCK, 1);
         apr_socket_timeout_set(sock, 0);
         conn->pfd.desc_type = APR_POLL_SOCKET;
@@ -1153,7 +1285,7 @@ static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
         if (s->connect_deadline && now >= s->connect_deadline
             && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
             xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
-                   "complete the stream set-up within XmppBridgeConnectTimeout", s->sid,
+                   "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
                    s->domain->host, (unsigned)s->domain->port, s->domain->name);
             s->connecting = 0;
             session_close_socket(s);
@@ -1276,12 +1408,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->addrs = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
-    d->limits.max_wait = conf->max_wait;
-    d->limits.max_hold = conf->max_hold;
-    d->limits.inactivity = conf->inactivity;
-    d->limits.polling = conf->polling;
-    d->limits.response_cache = conf->response_cache;
-    d->limits.max_queued_bytes = conf->max_queued_bytes;
+    apply_limits(d);
     d->parse_limits.max_depth = 64;
 
     d->ssl_ctx = xb_xmpp_conn_ssl_ctx(conf->ca_file, &errmsg);
@@ -1307,7 +1434,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
 }
 
 apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_table_t *table,
-                           apr_socket_t *listener, const xb_jwt_key_t *token_key,
+                           apr_socket_t *listener, const xb_daemon_hooks_t *hooks,
                            volatile sig_atomic_t *stop)
 {
     xb_daemon_t daemon, *d = &daemon;
@@ -1318,7 +1445,8 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    d->token_key = token_key;
+    d->hooks = *hooks;
+    d->token_key = hooks->token_key;
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04021) "bridge daemon ready (%d domains, %u session "
            "slots)", conf->domains ? conf->domains->nelts : 0, conf->max_sessions);
     next = apr_time_now() + MAX_POLL_WAIT;

@@ -1,6 +1,8 @@
 /* The core's one logging path; see xb_log.h. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <openssl/sha.h>
 #include "xb_log.h"
 
 static xb_log_print_fn *log_print;
@@ -12,6 +14,20 @@ void xb_log_bind(xb_log_print_fn *print, xb_log_level_fn *is_level, void *baton)
     log_print = print;
     log_is_level = is_level;
     log_baton = baton;
+}
+
+void xb_log_session_tag(const char *sid, char tag[XB_LOG_TAG_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    int i;
+
+    SHA256((const unsigned char *)sid, strlen(sid), digest);
+    for (i = 0; i < XB_LOG_TAG_LEN / 2; i++) {
+        tag[2 * i] = hex[digest[i] >> 4];
+        tag[2 * i + 1] = hex[digest[i] & 0x0f];
+    }
+    tag[XB_LOG_TAG_LEN] = '\0';
 }
 
 int xb_log_is_level(int level)

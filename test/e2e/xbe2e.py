@@ -406,3 +406,142 @@ class BrowserDriver:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def module_has(module_path, feature):
+    """Whether the module binary knows `feature` (a directive or handler name)."""
+    with open(module_path, "rb") as f:
+        return feature.encode() in f.read()
+
+
+class PrebindSite:
+    """An XMPP server that accepts the module's tokens and an Apache (event MPM) with the module
+    serving the prebind page at /chat/ behind HTTP Basic site login, as the conf example for the
+    server has it (conf-examples/prebind-token-prosody.conf, prebind-jwt-ejabberd.conf).
+
+    PrebindSite(workdir, server='prosody'|'ejabberd', ca, module_path, site_users,
+                xmpp_users=None (Prosody only: ordinary XMPP accounts, for the password page),
+                port=None, site_wide=False (the whole site behind the login, not just /chat/,
+                /prebind, /http-bind and /logout), max_wait=30, domain='example.test')
+    start()/stop(); .xmpp, .apache, .htpasswd, .url(path), .require_site_user, .logout.
+    When the module has them: /http-bind behind the site login with XmppBridgeRequireSiteUser
+    On, and `SetHandler xmpp-logout` at /logout."""
+
+    def __init__(self, workdir, server, ca, module_path, site_users, xmpp_users=None, port=None,
+                 site_wide=False, max_wait=30, domain="example.test"):
+        from xbtest.ejabberd import write_jwk
+        self.workdir = os.path.abspath(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        self.server = server
+        self.ca = ca
+        self.domain = domain
+        self.module_path = module_path
+        self.site_users = dict(site_users)
+        self.xmpp_users = dict(xmpp_users or {})
+        self.port = port
+        self.site_wide = site_wide
+        self.max_wait = max_wait
+        self.require_site_user = module_has(module_path, "XmppBridgeRequireSiteUser")
+        self.logout = module_has(module_path, "xmpp-logout")
+        secret = os.urandom(32)
+        # one secret, two files: the module's (root, 0600) and the XMPP server's
+        self.module_key = write_jwk(os.path.join(self.workdir, "token-key.jwk"), secret)
+        self.htpasswd = write_htpasswd(os.path.join(self.workdir, "htpasswd"), self.site_users)
+        self.xmpp = self._make_xmpp(secret)
+        self.apache = None
+
+    def _make_xmpp(self, secret):
+        from xbtest.ejabberd import Ejabberd, write_jwk
+        from xbtest.prosody import Prosody
+        if self.server == "prosody":
+            pdir = os.path.join(self.workdir, "prosody")
+            os.makedirs(pdir, exist_ok=True)
+            key = write_jwk(os.path.join(pdir, "token-key.jwk"), secret,
+                            owner="prosody" if os.getuid() == 0 else None)
+            return Prosody(pdir, domain=self.domain, ca=self.ca, users=self.xmpp_users,
+                           bosh=False, authentication="xmpp_bridge", extra_config="""
+plugin_paths = { %r }
+xmpp_bridge_token_key_file = %r
+xmpp_bridge_fallback_auth = "internal_hashed"
+""" % (os.path.join(REPO, "contrib", "prosody"), key))
+        if self.server == "ejabberd":
+            if self.xmpp_users:
+                raise ValueError("a JWT-only ejabberd host has no XMPP accounts")
+            key = write_jwk(os.path.join(self.workdir, "ejabberd-jwt.jwk"), secret)
+            return Ejabberd(os.path.join(self.workdir, "ejabberd"), domain=self.domain,
+                            ca=self.ca, bosh=False, jwt_key_path=key)
+        raise ValueError("unknown XMPP server %r (prosody or ejabberd)" % self.server)
+
+    def example_name(self):
+        from xbtest.examples import EXAMPLES_DIR
+        if self.server == "ejabberd" and os.path.exists(
+                os.path.join(EXAMPLES_DIR, "prebind-jwt-ejabberd.conf")):
+            return "prebind-jwt-ejabberd.conf"
+        return "prebind-token-prosody.conf"
+
+    def apache_conf(self):
+        from xbtest.examples import render_example
+        conf = render_example(self.example_name(), {
+            "MODULE_PATH": self.module_path, "XMPP_DOMAIN": self.domain,
+            "XMPP_PORT": self.xmpp.c2s_port, "CA_FILE": self.ca.cert_path,
+            "TOKEN_KEY_FILE": self.module_key, "HTPASSWD_FILE": self.htpasswd})
+        conf += "XmppBridgeMaxWait %d\n" % self.max_wait + prebind_site_conf(self.htpasswd)
+        auth = """\
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider file
+    AuthUserFile "{htpasswd}"
+    Require valid-user
+""".format(realm=PREBIND_REALM, htpasswd=self.htpasswd)
+        if self.site_wide:
+            conf += "<Location />\n" + auth + "</Location>\n"
+        if self.require_site_user:
+            # /http-bind behind the site login as well, and a SID only works with its own login
+            conf += ("<Location /http-bind>\n" + auth +
+                     "    XmppBridgeRequireSiteUser On\n</Location>\n")
+        if self.logout:
+            conf += "<Location /logout>\n" + auth + "    SetHandler xmpp-logout\n</Location>\n"
+        return conf
+
+    def start(self):
+        from xbtest.apache import Apache
+        self.xmpp.start()
+        try:
+            self.apache = Apache(os.path.join(self.workdir, "apache"), mpm="event",
+                                 extra_conf=self.apache_conf(), port=self.port,
+                                 modules=("auth_basic", "authn_core", "authn_file",
+                                          "authz_user"))
+            self.apache.start()
+        except Exception:
+            self.xmpp.stop()
+            raise
+        return self
+
+    def stop(self):
+        try:
+            if self.apache is not None:
+                self.apache.stop()
+        finally:
+            self.xmpp.stop()
+
+    def url(self, path="/"):
+        return self.apache.url(path)
+
+    def site_headers(self, user):
+        """Headers a suite client needs at /http-bind: the site login when it is required."""
+        if not (self.require_site_user or self.site_wide):
+            return {}
+        return {"Authorization": basic_auth(user, self.site_users[user])}
+
+    def prebound_client(self, user, wait=20):
+        """prebound_client() for a site user, with the site login at /http-bind if needed."""
+        c = prebound_client(self.url("/"), self.domain, user, self.site_users[user], wait=wait)
+        c.headers.update(self.site_headers(user))
+        return c
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

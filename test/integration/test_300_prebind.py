@@ -67,6 +67,8 @@ xmpp_bridge_fallback_auth = "internal_hashed"
     Require valid-user
 """ % htpasswd
     conf += """
+# the strictest check for secrets in logs: everything the module says
+LogLevel info xmpp_bridge:trace1
 XmppBridgeMaxWait 20
 XmppBridgePrebindMaxPerUser 3
 <Location /prebind-unprotected>

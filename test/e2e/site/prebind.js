@@ -43,17 +43,22 @@ converse.plugins.add('xb-e2e-probe', {
             state.status = 'disconnected';
             record('disconnected');
         });
-        api.listen.on('will-reconnect', () => record('will-reconnect'));
+        api.listen.on('will-reconnect', () => {
+            // the session dropped; Converse tries restore, then prebind_url once
+            state.connected = false;
+            state.status = 'reconnecting';
+            record('will-reconnect');
+        });
         api.listen.on('noResumeableBOSHSession', () => {
             state.prebindFailures += 1;
+            state.connected = false;
+            state.status = 'prebind failed: not logged in to chat';
             record('noResumeableBOSHSession');
         });
         api.listen.on('message', (data) => {
             const body = data?.attrs?.body ?? data?.attrs?.message;
             if (body) record('message', body);
         });
-        // test/demo convenience: open a chat without needing the contact in the roster
-        state.openChat = (jid) => api.chats.open(jid).then(() => true);
         state.connectionStatus = () => api.connection.get()?.status ?? null;
     },
 });
