@@ -23,6 +23,11 @@ static void xb_register_hooks(apr_pool_t *p)
     ap_hook_handler(xb_prebind_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(xb_credentials_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(xb_logout_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(xb_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* prebind's LDAP look-up: mod_ldap's uldap_* functions, and a configtest that fails when
+     * it is used without mod_ldap */
+    ap_hook_check_config(xb_ldap_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_optional_fn_retrieve(xb_ldap_optional_fn_retrieve, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* The build hides every symbol (-fvisibility=hidden); the module record is the one httpd must

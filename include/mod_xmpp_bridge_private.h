@@ -21,6 +21,7 @@ APLOG_USE_MODULE(xmpp_bridge);
 #define XB_PREBIND_HANDLER "xmpp-prebind"
 #define XB_CREDENTIALS_HANDLER "xmpp-credentials"
 #define XB_LOGOUT_HANDLER "xmpp-logout"
+#define XB_STATUS_HANDLER "xmpp-bridge-status"
 #define XB_MUTEX_TYPE "xmpp-bridge-shm"
 
 /* ---- configuration (mod_xmpp_bridge_config.c) ---- */
@@ -91,6 +92,7 @@ int xb_bosh_handler(request_rec *r);
 int xb_prebind_handler(request_rec *r);
 int xb_credentials_handler(request_rec *r);
 int xb_logout_handler(request_rec *r);
+int xb_status_handler(request_rec *r);
 
 /* Binds the core's xb_log to ap_log_error for server `s`. */
 void xb_glue_bind_log(server_rec *s);

@@ -35,6 +35,13 @@ typedef struct xb_bosh_session_limits {
     apr_size_t max_queued_bytes; /* stanza bytes waiting for a request before backpressure */
 } xb_bosh_session_limits_t;
 
+/* Events the owner may count (status page); the session only reports them. */
+typedef enum {
+    XB_NOTE_REPLAY = 1,         /* a re-sent RID answered from the cache */
+    XB_NOTE_WINDOW_VIOLATION,   /* a RID outside the window ended the session */
+    XB_NOTE_HELD_RESEND         /* a still-held RID sent again */
+} xb_bosh_note_t;
+
 typedef struct xb_bosh_io {
     /* Answer HTTP request `req` now: `status` is 200 except for legacy clients (§17.1).
      * `body` stays valid only during the call: copy it. */
@@ -46,6 +53,8 @@ typedef struct xb_bosh_io {
     void (*restart_stream)(void *baton);
     /* The session is over: send </stream:stream> (if still open) and close the connection. */
     void (*close_stream)(void *baton);
+    /* Optional (NULL: not counted). */
+    void (*note)(void *baton, xb_bosh_note_t what);
 } xb_bosh_io_t;
 
 /* Creates a session from its creation request (already validated by the daemon: `to` is a

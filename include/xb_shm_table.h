@@ -15,7 +15,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 1
+#define XB_SHM_LAYOUT_VERSION 2
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
@@ -25,6 +25,9 @@ typedef enum {
 } xb_row_state_t;
 
 /* What a child may learn about one session. */
+#define XB_ROW_PREBOUND 0x1u   /* made by prebind */
+#define XB_ROW_ATTACHED 0x2u   /* a prebound session the browser has used */
+
 typedef struct xb_shm_session {
     char sid[XB_SID_HEX_LEN + 1];
     char domain[XB_DOMAIN_MAX];
@@ -33,10 +36,40 @@ typedef struct xb_shm_session {
     uint32_t requests;
     uint32_t held;
     uint32_t has_ver;     /* not a legacy client */
-    uint32_t reserved;
+    uint32_t flags;       /* XB_ROW_* */
     apr_time_t created;
     apr_time_t last_activity;
 } xb_shm_session_t;
+
+typedef struct xb_shm_table xb_shm_table_t;
+
+/* Counters shared by every process (updated with atomics, no lock): what the status page
+ * shows besides the rows. Add at the end only; XB_SHM_LAYOUT_VERSION guards the layout. */
+typedef enum {
+    XB_CNT_BOSH_REQUESTS = 0,
+    XB_CNT_UNKNOWN_SID,
+    XB_CNT_WINDOW_VIOLATIONS,
+    XB_CNT_REPLAYS,
+    XB_CNT_HELD_RESENDS,
+    XB_CNT_STANZAS_TO_CLIENT,
+    XB_CNT_BYTES_TO_CLIENT,
+    XB_CNT_PAYLOADS_TO_SERVER,
+    XB_CNT_BYTES_TO_SERVER,
+    XB_CNT_PREBIND_OK,
+    XB_CNT_PREBIND_AUTH_FAILED,
+    XB_CNT_PREBIND_CONNECT_FAILED,
+    XB_CNT_PREBIND_TIMEOUT,
+    XB_CNT_PREBIND_OTHER_FAILED,
+    XB_CNT_PREBIND_ATTACHED,
+    XB_CNT_CREDENTIALS_ISSUED,
+    XB_CNT_LOGOUTS,
+    XB_CNT_COUNT
+} xb_counter_t;
+
+/* Stable names, for ?auto and ?json. */
+const char *xb_counter_name(xb_counter_t c);
+
+void xb_shm_table_count(xb_shm_table_t *t, xb_counter_t c, uint64_t n);
 
 typedef struct xb_shm_stats {
     uint32_t slots;
@@ -46,9 +79,13 @@ typedef struct xb_shm_stats {
     apr_time_t daemon_started;
     uint64_t sessions_created;
     uint64_t sessions_ended;
+    uint64_t counters[XB_CNT_COUNT];
 } xb_shm_stats_t;
 
-typedef struct xb_shm_table xb_shm_table_t;
+/* Calls `fn` with a copy of every live row (under the lock, so `fn` must not block). */
+void xb_shm_table_each(xb_shm_table_t *t, void (*fn)(void *baton, const xb_shm_session_t *row),
+                       void *baton);
+
 
 /* Bytes a table of `slots` rows needs. */
 apr_size_t xb_shm_table_size(unsigned slots);
@@ -72,6 +109,7 @@ apr_status_t xb_shm_table_update_window(xb_shm_table_t *t, const char *sid, uint
                                         uint64_t rid_lo, uint32_t requests, uint32_t held,
                                         apr_time_t now);
 apr_status_t xb_shm_table_remove(xb_shm_table_t *t, const char *sid);
+apr_status_t xb_shm_table_set_flags(xb_shm_table_t *t, const char *sid, uint32_t flags);
 /* A new daemon owns no session of the old one: drop every row (no ghosts). */
 void xb_shm_table_clear(xb_shm_table_t *t);
 void xb_shm_table_note_daemon(xb_shm_table_t *t, uint32_t pid, apr_time_t started,

@@ -285,6 +285,7 @@ static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
         return DECLINED;
     }
     if (xb_shm_table_lookup(table, body->sid, &row) != APR_SUCCESS) {
+        xb_shm_table_count(table, XB_CNT_UNKNOWN_SID, 1);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05033) "BOSH request for unknown "
                       "or ended session %s", sid_tag(x->r, body->sid));
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
@@ -295,6 +296,7 @@ static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
                       APR_UINT64_T_FMT " outside the window %" APR_UINT64_T_FMT "..%"
                       APR_UINT64_T_FMT ": terminated", sid_tag(x->r, row.sid), body->rid, row.rid_lo,
                       row.rid_hi + row.requests);
+        xb_shm_table_count(table, XB_CNT_WINDOW_VIOLATIONS, 1);
         send_terminate_notice(x, row.sid);
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
     }

@@ -367,15 +367,17 @@ static int directory_failed(request_rec *r, const xb_ldap_dir_conf_t *lc,
 {
     if (is_directory_down(rc)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05106) "directory unavailable: %s "
-                      "for user %s at %s:%d failed: %s (%s)", what, r->user, lc->host, lc->port,
-                      ldap_err2string(rc), ldc && ldc->reason ? ldc->reason : "no detail");
+                      "for user %s failed: %s (%s); XmppBridgePrebindLDAPURL %s", what, r->user,
+                      ldap_err2string(rc), ldc && ldc->reason ? ldc->reason : "no detail",
+                      lc->url);
         *reason = "directory-unavailable";
         return HTTP_SERVICE_UNAVAILABLE;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05107) "directory error: %s for user %s "
-                  "at %s:%d failed: %s (%s); check XmppBridgePrebindLDAPURL/BindDN/"
-                  "BindPassword", what, r->user, lc->host, lc->port, ldap_err2string(rc),
-                  ldc && ldc->reason ? ldc->reason : "no detail");
+                  "failed: %s (%s); check XmppBridgePrebindLDAPURL %s, ...BindDN '%s' and "
+                  "...BindPassword", what, r->user, ldap_err2string(rc),
+                  ldc && ldc->reason ? ldc->reason : "no detail", lc->url,
+                  lc->bind_dn ? lc->bind_dn : "(anonymous)");
     *reason = "directory-error";
     return HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -405,8 +407,9 @@ static int check_groups(request_rec *r, const xb_ldap_dir_conf_t *lc,
                 && rc != LDAP_UNDEFINED_TYPE) {
                 /* e.g. the group does not exist: a configuration mistake, and no membership */
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, XBLOGNO(05108) "comparing %s of "
-                              "group %s failed: %s (%s)", member_attrs[a], group,
-                              ldap_err2string(rc), ldc->reason ? ldc->reason : "no detail");
+                              "group %s with %s failed: %s (does the group exist?)",
+                              member_attrs[a], group, user_dn, ldap_err2string(rc));
+                break;
             }
         }
     }

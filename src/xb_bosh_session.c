@@ -725,6 +725,13 @@ static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
 }
 
 /* rid <= rid_hi: a replay, a re-send of a held RID, or too old (§14.3). */
+static void note(const xb_bosh_session_t *s, xb_bosh_note_t what)
+{
+    if (s->io.note) {
+        s->io.note(s->baton, what);
+    }
+}
+
 static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid,
                            apr_time_t now)
 {
@@ -735,6 +742,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02002) "session %s: rid %" APR_UINT64_T_FMT " sent again, replayed",
                s->tag, (apr_uint64_t)rid);
+        note(s, XB_NOTE_REPLAY);
         respond(s, req, c->status, c->data, c->len);
         return;
     }
@@ -744,6 +752,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
                XBLOGNO(02003) "session %s: held rid %" APR_UINT64_T_FMT " sent again%s",
                s->tag, (apr_uint64_t)rid,
                h->req ? ", the older request gets a recoverable error" : "");
+        note(s, XB_NOTE_HELD_RESEND);
         /* Never echo the request back to its sender: the old one gets type='error'. */
         if (h->req) {
             respond_plain(s, h->req, 1);
@@ -756,6 +765,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
            XBLOGNO(02005) "session %s: rid %" APR_UINT64_T_FMT " is below the window (highest %"
                           APR_UINT64_T_FMT ") and its answer is gone: item-not-found",
            s->tag, (apr_uint64_t)rid, (apr_uint64_t)s->rid_hi);
+    note(s, XB_NOTE_WINDOW_VIOLATION);
     fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
 }
 
@@ -793,6 +803,7 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
                XBLOGNO(02004) "session %s: rid %" APR_UINT64_T_FMT " is above the window (%"
                               APR_UINT64_T_FMT " + %u): item-not-found",
                s->tag, (apr_uint64_t)body->rid, (apr_uint64_t)s->rid_hi, s->requests);
+        note(s, XB_NOTE_WINDOW_VIOLATION);
         fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
     }
     else if (body->rid == s->rid_hi + 1) {

@@ -83,6 +83,7 @@ struct bridge_session {
     const char *site_user;       /* REMOTE_USER that prebound this session */
     apr_time_t created;
     int ended;                   /* ended by the daemon (logout, cap); its client is told */
+    int attached;                /* prebound, and the browser has sent its first request */
 };
 
 typedef struct domain_addr {
@@ -246,6 +247,8 @@ static void io_send_to_server(void *baton, const char *data, apr_size_t len)
 
     if (!s->xmpp_closed) {
         xb_xmpp_conn_send(s->xmpp, data, len);
+        xb_shm_table_count(s->d->table, XB_CNT_PAYLOADS_TO_SERVER, 1);
+        xb_shm_table_count(s->d->table, XB_CNT_BYTES_TO_SERVER, len);
     }
 }
 
@@ -267,8 +270,18 @@ static void io_close_stream(void *baton)
     }
 }
 
+static void io_note(void *baton, xb_bosh_note_t what)
+{
+    bridge_session_t *s = baton;
+    xb_counter_t c = what == XB_NOTE_REPLAY ? XB_CNT_REPLAYS
+                     : what == XB_NOTE_WINDOW_VIOLATION ? XB_CNT_WINDOW_VIOLATIONS
+                                                        : XB_CNT_HELD_RESENDS;
+
+    xb_shm_table_count(s->d->table, c, 1);
+}
+
 static const xb_bosh_io_t session_io = {
-    io_respond, io_send_to_server, io_restart_stream, io_close_stream
+    io_respond, io_send_to_server, io_restart_stream, io_close_stream, io_note
 };
 
 /* ---- stream callbacks (from xb_xmpp_conn) ----------------------------------------------- */
@@ -285,6 +298,8 @@ static void stream_element(void *baton, const char *data, apr_size_t len)
         return; /* a failed prebind: the stream is closing */
     }
     s->connect_deadline = 0;
+    xb_shm_table_count(s->d->table, XB_CNT_STANZAS_TO_CLIENT, 1);
+    xb_shm_table_count(s->d->table, XB_CNT_BYTES_TO_CLIENT, len);
     xb_bosh_session_server_data(s->bosh, data, len, apr_time_now());
 }
 
@@ -677,6 +692,11 @@ static void prebind_fail(bridge_session_t *s, int status, const char *reason, co
 
     xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04024) "prebind for %s failed: %s (%s)",
            s->prebind_jid, reason, why ? why : "no detail");
+    xb_shm_table_count(s->d->table,
+                       !strncmp(reason, "auth-", 5) ? XB_CNT_PREBIND_AUTH_FAILED
+                       : status == 504               ? XB_CNT_PREBIND_TIMEOUT
+                       : !strcmp(reason, "xmpp-connection-failed") ? XB_CNT_PREBIND_CONNECT_FAILED
+                                                     : XB_CNT_PREBIND_OTHER_FAILED, 1);
     s->login = NULL;
     s->prebind_failed = 1;
     json_append_string(s->pool, &json, reason);
@@ -717,6 +737,8 @@ static void prebind_done(bridge_session_t *s)
     /* Who and where, never the SID or RID: those are the session's bearer credentials. */
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04025) "prebound %s for site user %s", jid,
            s->site_user);
+    xb_shm_table_count(d->table, XB_CNT_PREBIND_OK, 1);
+    xb_shm_table_set_flags(d->table, s->sid, XB_ROW_PREBOUND);
     prebind_answer(s, 200, json);
     enforce_per_user_cap(s);
 }
@@ -884,7 +906,16 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
         return;
     }
     conn->session = s;
+    if (s->site_user && !s->attached) {
+        s->attached = 1;
+        xb_shm_table_count(d->table, XB_CNT_PREBIND_ATTACHED, 1);
+        xb_shm_table_set_flags(d->table, s->sid, XB_ROW_ATTACHED);
+    }
+    xb_shm_table_count(d->table, XB_CNT_BOSH_REQUESTS, 1);
     xb_bosh_session_request(s->bosh, conn->req_id, body, apr_time_now());
+    if (!s->close_deadline && !s->ended) {
+        update_table(s); /* held count and window as of this request (the status page) */
+    }
     session_sync(s);
 }
 
@@ -967,6 +998,7 @@ static void handle_logout(ipc_conn_t *conn, const char *payload, apr_size_t len)
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04028) "site logout of %.*s ended %d XMPP "
            "session(s)", (int)(len > 256 ? 256 : len), payload, mine->nelts);
     json = apr_psprintf(conn->pool, "{\"ended\":%d}\n", mine->nelts);
+    xb_shm_table_count(conn->d->table, XB_CNT_LOGOUTS, 1);
     apr_pool_destroy(p);
     conn_send_frame(conn, 200, json, strlen(json));
 }
@@ -993,6 +1025,7 @@ static void handle_credentials(ipc_conn_t *conn, const char *payload, apr_size_t
     json_append_string(conn->pool, &json, token);
     json = apr_pstrcat(conn->pool, json, "}\n", NULL);
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04029) "credentials issued for %s", jid);
+    xb_shm_table_count(d->table, XB_CNT_CREDENTIALS_ISSUED, 1);
     conn_send_frame(conn, 200, json, strlen(json));
 }
 

@@ -1,6 +1,7 @@
 /* The shared-memory session table; see xb_shm_table.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include "xb_shm_table.h"
 #include "xb_log.h"
@@ -25,6 +26,7 @@ typedef struct shm_header {
     apr_time_t daemon_started;
     uint64_t sessions_created;
     uint64_t sessions_ended;
+    volatile apr_uint64_t counters[XB_CNT_COUNT];
 } shm_header_t;
 
 struct xb_shm_table {
@@ -288,5 +290,69 @@ void xb_shm_table_stats(xb_shm_table_t *t, xb_shm_stats_t *stats)
     stats->daemon_started = t->hdr->daemon_started;
     stats->sessions_created = t->hdr->sessions_created;
     stats->sessions_ended = t->hdr->sessions_ended;
+    unlock(t);
+    for (int i = 0; i < XB_CNT_COUNT; i++) {
+        stats->counters[i] = apr_atomic_read64(&t->hdr->counters[i]);
+    }
+}
+
+static const char *const counter_names[XB_CNT_COUNT] = {
+    [XB_CNT_BOSH_REQUESTS] = "bosh_requests",
+    [XB_CNT_UNKNOWN_SID] = "unknown_sid",
+    [XB_CNT_WINDOW_VIOLATIONS] = "window_violations",
+    [XB_CNT_REPLAYS] = "replays",
+    [XB_CNT_HELD_RESENDS] = "held_resends",
+    [XB_CNT_STANZAS_TO_CLIENT] = "stanzas_to_client",
+    [XB_CNT_BYTES_TO_CLIENT] = "bytes_to_client",
+    [XB_CNT_PAYLOADS_TO_SERVER] = "payloads_to_server",
+    [XB_CNT_BYTES_TO_SERVER] = "bytes_to_server",
+    [XB_CNT_PREBIND_OK] = "prebind_ok",
+    [XB_CNT_PREBIND_AUTH_FAILED] = "prebind_failed_auth",
+    [XB_CNT_PREBIND_CONNECT_FAILED] = "prebind_failed_connect",
+    [XB_CNT_PREBIND_TIMEOUT] = "prebind_failed_timeout",
+    [XB_CNT_PREBIND_OTHER_FAILED] = "prebind_failed_other",
+    [XB_CNT_PREBIND_ATTACHED] = "prebind_attached",
+    [XB_CNT_CREDENTIALS_ISSUED] = "credentials_issued",
+    [XB_CNT_LOGOUTS] = "logouts",
+};
+
+const char *xb_counter_name(xb_counter_t c)
+{
+    return (unsigned)c < XB_CNT_COUNT ? counter_names[c] : "unknown";
+}
+
+void xb_shm_table_count(xb_shm_table_t *t, xb_counter_t c, uint64_t n)
+{
+    if (t && (unsigned)c < XB_CNT_COUNT) {
+        apr_atomic_add64(&t->hdr->counters[c], n);
+    }
+}
+
+apr_status_t xb_shm_table_set_flags(xb_shm_table_t *t, const char *sid, uint32_t flags)
+{
+    shm_row_t *row;
+    apr_status_t rv = APR_NOTFOUND;
+
+    lock(t);
+    row = probe(t, sid, NULL);
+    if (row) {
+        row->s.flags |= flags;
+        rv = APR_SUCCESS;
+    }
+    unlock(t);
+    return rv;
+}
+
+void xb_shm_table_each(xb_shm_table_t *t, void (*fn)(void *baton, const xb_shm_session_t *row),
+                       void *baton)
+{
+    uint32_t i;
+
+    lock(t);
+    for (i = 0; i < t->hdr->slots; i++) {
+        if (t->rows[i].state == XB_ROW_LIVE) {
+            fn(baton, &t->rows[i].s);
+        }
+    }
     unlock(t);
 }

@@ -22,6 +22,10 @@ XmppBridgeMaxWait {max_wait}
 <Location /http-bind>
     SetHandler xmpp-bosh
 </Location>
+<Location /xmpp-status>
+    SetHandler xmpp-bridge-status
+    Require local
+</Location>
 {extra}
 """.format(domain=prosody.domain, port=prosody.c2s_port, cafile=ca.cert_path,
            max_wait=max_wait, extra=extra)
