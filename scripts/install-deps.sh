@@ -9,7 +9,7 @@ DEB_PKGS=(
   apache2 apache2-dev libapr1-dev libaprutil1-dev
   libexpat1-dev libssl-dev libldap-dev libcmocka-dev
   openssl ca-certificates curl
-  prosody lua-sec
+  prosody lua-sec lua-ldap
   slapd ldap-utils ejabberd
   python3 python3-pytest
   chromium

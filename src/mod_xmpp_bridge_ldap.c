@@ -18,18 +18,19 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <apr_ldap.h>
 #include <apr_lib.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
+
+#if !APR_HAS_LDAP
+#error "mod_xmpp_bridge needs APR-util built with LDAP (apr_ldap.h: APR_HAS_LDAP)"
+#endif
 
 #include <util_ldap.h>
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_log.h"
-
-#if !APR_HAS_LDAP
-#error "mod_xmpp_bridge needs APR-util built with LDAP (apr_ldap.h: APR_HAS_LDAP)"
-#endif
 
 /* Marks, on pconf, that some section of this configuration uses the look-up: check_config
  * then insists on mod_ldap. pconf is new at every (re)start, so the mark never goes stale. */
@@ -460,7 +461,7 @@ int xb_ldap_lookup(request_rec *r, const xb_ldap_dir_conf_t *lc, const char *jid
     util_ldap_connection_t *ldc;
     xb_ldap_entry_t *e;
     char **attrs;
-    const char *cache_url;
+    const char *cache_url, *bind_dn;
     int rc;
 
     *entry = NULL;
@@ -485,8 +486,10 @@ int xb_ldap_lookup(request_rec *r, const xb_ldap_dir_conf_t *lc, const char *jid
     cache_url = apr_pstrcat(r->pool, lc->url, " xmpp_bridge:",
                             apr_array_pstrcat(r->pool, e->names, ','), " as:",
                             lc->bind_dn ? lc->bind_dn : "", NULL);
-    ldc = ufn_find(r, lc->host, lc->port, lc->bind_dn && *lc->bind_dn ? lc->bind_dn : NULL,
-                    lc->bind_pw && *lc->bind_pw ? lc->bind_pw : NULL, always, lc->secure);
+    /* No bind DN: an anonymous bind, whatever password may be configured. */
+    bind_dn = lc->bind_dn && *lc->bind_dn ? lc->bind_dn : NULL;
+    ldc = ufn_find(r, lc->host, lc->port, bind_dn, bind_dn && lc->bind_pw ? lc->bind_pw : NULL,
+                   always, lc->secure);
     if (!ldc) {
         return directory_failed(r, lc, NULL, LDAP_UNAVAILABLE, "getting a connection", reason);
     }

@@ -16,6 +16,7 @@
 #include <apr_poll.h>
 #include <apr_portable.h>
 #include <apr_strings.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "xb_bosh_body.h"
@@ -820,6 +821,8 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
     if (meta->mode == XB_PREBIND_PASSTHROUGH) {
         params.mode = XB_LOGIN_MODE_PASSWORD;
         params.secret = f[XB_PREBIND_FIELD_SECRET];
+        /* The site password never crosses an unencrypted link: without TLS only SCRAM. */
+        params.scram_only = domain->tls == XB_TLS_NONE;
     }
     else {
         params.mode = XB_LOGIN_MODE_TOKEN;
@@ -835,6 +838,8 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
         return;
     }
     s->login = xb_xmpp_login_create(s->pool, &params);
+    /* The login keeps its own copy (wiped with its pool); none stays in the frame buffer. */
+    OPENSSL_cleanse((void *)f[XB_PREBIND_FIELD_SECRET], strlen(f[XB_PREBIND_FIELD_SECRET]));
     s->prebind_jid = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_JID]);
     s->site_user = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_SITE_USER]);
     s->prebind_req = conn->req_id;

@@ -22,6 +22,19 @@ def test_150_every_example_is_exercised():
 EXERCISED = {
     "bosh-prosody.conf": "test_151_bosh_prosody_example_chats",
     "prebind-token-prosody.conf": "test_300_prebind.py (fixture `stack`)",
+    "prebind-ldap-lookup.conf": "test_310_prebind_ldap.py (fixture `env`)",
+    "prebind-ldap-passthrough.conf": "test_310_prebind_ldap.py, test_320_prebind_ejabberd.py",
+    "prebind-jwt-ejabberd.conf": "test_320_prebind_ejabberd.py (fixture `env`)",
+    "prebind-openidc.conf": "test_154_example_only_configs (example only)",
+    "prebind-kerberos.conf": "test_154_example_only_configs (example only)",
+}
+
+# Examples whose auth module the test machines lack: only what lies outside their
+# ">>> example-only" ... "<<< example-only" blocks is checked (`apache2 -t`), and the README
+# says they are examples only. example -> the httpd module file they need.
+EXAMPLE_ONLY = {
+    "prebind-openidc.conf": "mod_auth_openidc.so",
+    "prebind-kerberos.conf": "mod_auth_gssapi.so",
 }
 
 
@@ -74,3 +87,49 @@ def test_153_configtest_accepts_good_config(prosody, ca, workdir):
     rc, out = a.configtest()
     assert rc == 0, out
     assert "Syntax OK" in out
+
+
+def _strip_example_only(text):
+    out, skipping = [], False
+    for line in text.splitlines():
+        mark = line.strip()
+        if mark.startswith("# >>> example-only"):
+            assert not skipping, "nested example-only block"
+            skipping = True
+        elif mark.startswith("# <<< example-only"):
+            assert skipping, "example-only block closed twice"
+            skipping = False
+        elif not skipping:
+            out.append(line)
+    assert not skipping, "example-only block not closed"
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_ONLY))
+def test_154_example_only_configs(name, ca, workdir):
+    from xbtest.apache import MODULES_DIR
+    from xbtest.ejabberd import write_jwk
+    from xbtest.examples import REPO
+
+    with open(os.path.join(REPO, "README")) as f:
+        paragraphs = f.read().split("\n\n")
+    said = [p for p in paragraphs
+            if name in p and "example only" in " ".join(p.lower().split())]
+    assert said, "README must say (in the paragraph naming it) that %s is an example only" % name
+    base = tempfile.mkdtemp(dir=workdir, prefix="example-only-")
+    text = render_example(name, {
+        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": "example.org",
+        "XMPP_PORT": 5222, "CA_FILE": ca.cert_path,
+        "TOKEN_KEY_FILE": write_jwk(os.path.join(base, "key.jwk"), os.urandom(32))})
+    if os.path.exists(os.path.join(MODULES_DIR, EXAMPLE_ONLY[name])):
+        pytest.fail("%s is installed now: load %s for real in a test and drop it from "
+                    "EXAMPLE_ONLY" % (EXAMPLE_ONLY[name], name))
+    # (Require valid-user needs mod_authz_user, as on any Debian Apache)
+    full = Apache(os.path.join(base, "full"), mpm="event", extra_conf=text,
+                  modules=("authz_user",))
+    rc, out = full.configtest()
+    assert rc != 0 and EXAMPLE_ONLY[name] in out, out   # for want of its auth module only
+    rest = Apache(os.path.join(base, "rest"), mpm="event", extra_conf=_strip_example_only(text),
+                  modules=("authz_user",))
+    rc, out = rest.configtest()
+    assert rc == 0 and "Syntax OK" in out, out

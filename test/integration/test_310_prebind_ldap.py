@@ -122,49 +122,30 @@ ldap_mode = "bind"
     XmppBridgePrebindLDAPBindDN "%s"
     XmppBridgePrebindLDAPBindPassword "%s"
 """ % (htpasswd, slapd.reader_dn, slapd.reader_password)
-        lookup_conf = render_example("prebind-ldap-lookup.conf", values) + """
-XmppBridgeMaxWait 20
-# the JID from a template over the entry's values; no group required
-<Location /prebind-template>
-""" + site_auth + """
-    XmppBridgePrebindLDAPURL "%(url)s"
-    XmppBridgePrebindJID %%{LDAP:uid}@%(domain)s
-</Location>
-# REMOTE_USER matched against employeeType, which alice and bob share
-<Location /prebind-by-type>
-""" % {"url": _people_url(slapd), "domain": LOOKUP_DOMAIN} + site_auth + """
-    XmppBridgePrebindLDAPURL "%(by_type)s"
-    XmppBridgePrebindJID %%{LDAP:uid}@%(domain)s
-</Location>
-# nothing listens there
-<Location /prebind-down>
-""" % {"by_type": _people_url(slapd, "employeeType,uid"), "domain": LOOKUP_DOMAIN} \
-            + site_auth + """
-    XmppBridgePrebindLDAPURL "%(down)s"
-    XmppBridgePrebindJID %%{LDAP:uid}@%(domain)s
-</Location>
-# a reader the directory does not know (a typo in the bind DN)
-<Location /prebind-bad-bind>
-""" % {"down": _people_url(slapd, port=free_port()), "domain": LOOKUP_DOMAIN} + site_auth + """
-    XmppBridgePrebindLDAPURL "%(url)s"
-    XmppBridgePrebindLDAPBindDN "cn=raeder,%(suffix)s"
-    XmppBridgePrebindJID %%{LDAP:uid}@%(domain)s
-</Location>
-# a group that does not exist
-<Location /prebind-no-such-group>
-""" % {"url": _people_url(slapd), "domain": LOOKUP_DOMAIN, "suffix": slapd.base_dn} + site_auth + """
-    XmppBridgePrebindLDAPURL "%(url)s"
-    XmppBridgePrebindLDAPRequireGroup "cn=no-such-group,%(groups)s"
-    XmppBridgePrebindJID %%{LDAP:uid}@%(domain)s
-</Location>
-# the JID attribute is one that holds no JID
-<Location /prebind-bad-jid-attr>
-""" % {"url": _people_url(slapd), "groups": slapd.groups_dn, "domain": LOOKUP_DOMAIN} \
-            + site_auth + """
-    XmppBridgePrebindLDAPURL "%(url)s"
-    XmppBridgePrebindLDAPJIDAttribute cn
-</Location>
-""" % {"url": _people_url(slapd)}
+
+        def location(path, comment, url, *lines):
+            return "# %s\n<Location %s>%s    XmppBridgePrebindLDAPURL \"%s\"\n%s\n</Location>\n" % (
+                comment, path, site_auth, url, "\n".join("    " + l for l in lines))
+
+        template = "XmppBridgePrebindJID %%{LDAP:uid}@%s" % LOOKUP_DOMAIN
+        lookup_conf = "".join([
+            render_example("prebind-ldap-lookup.conf", values),
+            "XmppBridgeMaxWait 20\n",
+            location("/prebind-template", "the JID from the entry's uid; no group required",
+                     _people_url(slapd), template),
+            location("/prebind-by-type", "REMOTE_USER matched against employeeType, which "
+                     "alice and bob share", _people_url(slapd, "employeeType,uid"), template),
+            location("/prebind-down", "nothing listens there",
+                     _people_url(slapd, port=free_port()), template),
+            location("/prebind-bad-bind", "a reader the directory does not know (a typo)",
+                     _people_url(slapd), 'XmppBridgePrebindLDAPBindDN "cn=raeder,%s"'
+                     % slapd.base_dn, template),
+            location("/prebind-no-such-group", "a group that does not exist",
+                     _people_url(slapd), 'XmppBridgePrebindLDAPRequireGroup '
+                     '"cn=no-such-group,%s"' % slapd.groups_dn, template),
+            location("/prebind-bad-jid-attr", "the JID attribute holds no JID",
+                     _people_url(slapd), "XmppBridgePrebindLDAPJIDAttribute cn"),
+        ])
         lookup = Apache(os.path.join(base, "apache-lookup"), mpm="event", extra_conf=lookup_conf,
                         modules=("ldap", "auth_basic", "authn_core", "authn_file", "authz_user",
                                  "headers"))
