@@ -42,9 +42,13 @@ typedef enum {
     XB_NOTE_HELD_RESEND         /* a still-held RID sent again */
 } xb_bosh_note_t;
 
+/* `status` of an answer that must not be given: close the HTTP connection without a response,
+ * so the client sends the same RID again (see abandon_pending in xb_bosh_session.c). */
+#define XB_BOSH_ABANDON 0
+
 typedef struct xb_bosh_io {
-    /* Answer HTTP request `req` now: `status` is 200 except for legacy clients (§17.1).
-     * `body` stays valid only during the call: copy it. */
+    /* Answer HTTP request `req` now: `status` is 200 except for legacy clients (§17.1), or
+     * XB_BOSH_ABANDON. `body` stays valid only during the call: copy it. */
     void (*respond)(void *baton, xb_request_id_t req, int status, const char *body,
                     apr_size_t len);
     /* Write client payload (raw stanzas, SASL elements) to the XMPP server. */

@@ -27,6 +27,7 @@
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_bosh_body.h"
+#include "xb_bosh_session.h"
 #include "xb_ipc.h"
 #include "xb_log.h"
 
@@ -50,6 +51,12 @@ static void set_common_headers(request_rec *r)
 
 static int write_answer(request_rec *r, int status, const char *body, apr_size_t len)
 {
+    if (status == XB_BOSH_ABANDON) {
+        /* No answer may be given yet (an early RID): close, the client sends it again. */
+        r->connection->keepalive = AP_CONN_CLOSE;
+        r->connection->aborted = 1;
+        return OK;
+    }
     if (status != HTTP_OK) {
         return status;
     }

@@ -148,6 +148,7 @@ typedef struct {
     int child_declares_default; /* the element about to start declares a default xmlns */
     apr_hash_t *pending_prefixes; /* prefixes it declares (NULL: none) */
     apr_hash_t *body_prefixes;  /* prefix -> URI declared on <body/> */
+    const char *body_default;   /* default namespace declared on <body/>, NULL: none */
     xb_bosh_body_status_t status;
     const char *errmsg;
     xb_bosh_body_t *body;
@@ -373,6 +374,15 @@ static void start_child(parse_ctx_t *ctx, const XML_Char *name, int declares_def
     if (!prefixed && !declares_default) {
         c->insert = apr_pstrcat(ctx->p, " xmlns='", inherited_ns(ctx, name), "'", NULL);
     }
+    else if (prefixed && !declares_default && ctx->body_default && *ctx->body_default
+             && strcmp(ctx->body_default, XB_BOSH_NS)) {
+        /* Unprefixed descendants of a prefixed child inherit the default of <body/>; the
+         * stream would give them jabber:client instead unless it is declared here (found by
+         * the fuzzer: test_regress_body_default_ns). With an httpbind default, jabber:client
+         * is what they should get, so nothing is added. */
+        c->insert = apr_pstrcat(ctx->p, " xmlns='", xb_xml_escape(ctx->p, ctx->body_default),
+                                "'", NULL);
+    }
 }
 
 /* An element or attribute inside a child uses a prefix: if <body/> declared it, copy the
@@ -468,6 +478,9 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
     }
     if (!prefix) {
         ctx->child_declares_default = 1;
+        if (ctx->depth == 0) {
+            ctx->body_default = uri ? apr_pstrdup(ctx->p, uri) : NULL;
+        }
     }
     else if (ctx->depth == 0 && uri) {
         apr_hash_set(ctx->body_prefixes, apr_pstrdup(ctx->p, prefix), APR_HASH_KEY_STRING,

@@ -60,7 +60,13 @@ typedef struct xb_cached {
     int status;
     char *data; /* malloc'ed: see the top of the file */
     apr_size_t len;
+    int undelivered; /* its HTTP request went away: only a re-send can deliver it */
 } xb_cached_t;
+
+/* Answers whose request went away outlive the ordinary cache: a client (Strophe) may run up to
+ * its window ahead of a request it is still re-sending, and that answer must still be there
+ * when the re-send arrives. Bounded so a client that never comes back costs little. */
+#define XB_ORPHANS_MAX 32
 
 typedef struct xb_queued xb_queued_t;
 struct xb_queued {
@@ -95,6 +101,8 @@ struct xb_bosh_session {
     unsigned pending_live; /* pending entries with a live request */
 
     xb_cached_t *cache; /* ring, oldest at cache_first */
+    xb_cached_t *orphans; /* undelivered answers that left the ring, oldest first */
+    unsigned orphan_n;
     unsigned cache_cap, cache_n, cache_first;
 
     xb_queued_t *queue_head, *queue_tail;
@@ -222,21 +230,45 @@ static const xb_cached_t *cache_find(const xb_bosh_session_t *s, uint64_t rid)
             return cache_at(s, i);
         }
     }
+    for (i = 0; i < s->orphan_n; i++) {
+        if (s->orphans[i].rid == rid) {
+            return &s->orphans[i];
+        }
+    }
     return NULL;
+}
+
+/* Keeps an undelivered answer leaving the ring (oldest orphan dropped when full). */
+static void orphan_keep(xb_bosh_session_t *s, const xb_cached_t *c)
+{
+    if (!s->orphans) {
+        s->orphans = apr_pcalloc(s->pool, XB_ORPHANS_MAX * sizeof(*s->orphans));
+    }
+    if (s->orphan_n == XB_ORPHANS_MAX) {
+        free(s->orphans[0].data);
+        memmove(s->orphans, s->orphans + 1, (XB_ORPHANS_MAX - 1) * sizeof(*s->orphans));
+        s->orphan_n--;
+    }
+    s->orphans[s->orphan_n++] = *c;
 }
 
 static void cache_evict_oldest(xb_bosh_session_t *s)
 {
     xb_cached_t *c = cache_at(s, 0);
 
-    free(c->data);
+    if (c->undelivered && !s->finished) {
+        orphan_keep(s, c); /* the data moves along */
+    }
+    else {
+        free(c->data);
+    }
     c->data = NULL;
     s->cache_first = (s->cache_first + 1) % s->cache_cap;
     s->cache_n--;
 }
 
 static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int status,
-                                      const char *data, apr_size_t len)
+                                      const char *data, apr_size_t len, int undelivered)
 {
     xb_cached_t *c;
 
@@ -247,6 +279,7 @@ static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int st
     c->rid = rid;
     c->status = status;
     c->len = len;
+    c->undelivered = undelivered;
     c->data = malloc_or_abort(len);
     memcpy(c->data, data, len);
     s->cache_n++;
@@ -258,8 +291,12 @@ static apr_status_t session_cleanup(void *data)
     xb_bosh_session_t *s = data;
 
     queue_free(s);
+    s->finished = 1; /* nothing moves to the orphans now */
     while (s->cache_n) {
         cache_evict_oldest(s);
+    }
+    while (s->orphan_n) {
+        free(s->orphans[--s->orphan_n].data);
     }
     return APR_SUCCESS;
 }
@@ -424,7 +461,7 @@ static void answer_oldest(xb_bosh_session_t *s)
     payload = queue_take(s, s->scratch, &plen);
     answer_attrs(s, h.rid, &attrs);
     body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
-    c = cache_store(s, h.rid, 200, body, blen);
+    c = cache_store(s, h.rid, 200, body, blen, !h.req);
     apr_pool_clear(s->scratch);
     if (!h.req) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
@@ -501,19 +538,29 @@ static void expire_held(xb_bosh_session_t *s, apr_time_t now)
 /* An early request cannot be answered before its predecessors. At its wait it gets a
  * recoverable error (§17.3), which asks the client to re-send it and every earlier
  * unanswered one: exactly what fills the gap. Its body stays, to be processed in order. */
+/* An early request (its predecessor has not arrived) cannot be answered: any answer, even an
+ * empty or a recoverable one, lets the client move past it, and its next RID then falls
+ * outside the window (Strophe treats type='error' as an ordinary answer). So its HTTP request
+ * is abandoned unanswered: the client sees the connection close and sends the same RID again,
+ * which takes over the pending slot; the payload stays and is processed in order. */
+static void abandon_pending(xb_bosh_session_t *s, xb_pending_t *p, const char *why)
+{
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+           XBLOGNO(02010) "session %s: rid %" APR_UINT64_T_FMT " still waits for its "
+                          "predecessor; its request is closed unanswered (%s)",
+           s->tag, (apr_uint64_t)p->rid, why);
+    s->io.respond(s->baton, p->req, XB_BOSH_ABANDON, "", 0);
+    p->req = 0;
+    s->pending_live--;
+}
+
 static void expire_pending(xb_bosh_session_t *s, apr_time_t now)
 {
     xb_pending_t *p;
 
     for (p = s->pending; p; p = p->next) {
         if (p->req && p->deadline <= now) {
-            xb_log(XB_LOG_MARK, XB_LOG_INFO,
-                   XBLOGNO(02010) "session %s: rid %" APR_UINT64_T_FMT
-                                  " waited for its predecessor until its wait ran out",
-                   s->tag, (apr_uint64_t)p->rid);
-            respond_plain(s, p->req, 1);
-            p->req = 0;
-            s->pending_live--;
+            abandon_pending(s, p, "its wait ran out");
         }
     }
 }
@@ -856,9 +903,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
         }
     }
     else if ((p = pending_find_req(s, req)) != NULL) {
-        respond_plain(s, p->req, 1);
-        p->req = 0;
-        s->pending_live--;
+        abandon_pending(s, p, "released");
     }
     update_idle(s, now, 0);
 }
@@ -1123,6 +1168,9 @@ void xb_bosh_session_window(const xb_bosh_session_t *s, uint64_t *rid_hi, uint64
 
     if (s->cache_n && s->cache[s->cache_first].rid < lo) {
         lo = s->cache[s->cache_first].rid;
+    }
+    if (s->orphan_n && s->orphans[0].rid < lo) {
+        lo = s->orphans[0].rid;
     }
     if (s->held_n && s->held[0].rid < lo) {
         lo = s->held[0].rid;

@@ -73,6 +73,10 @@ class BoshError(Exception):
     pass
 
 
+class BoshConnectionBroken(BoshError):
+    """The connection broke before an answer came (the request may be sent again)."""
+
+
 class BoshHTTPError(BoshError):
     def __init__(self, response):
         super().__init__("HTTP %s: %r" % (response.status, response.raw[:300]))
@@ -408,7 +412,25 @@ class BoshClient:
             self._process(resp)
         return resp
 
+    # Like Strophe: a request whose connection broke, or that got a 5xx, is sent again with
+    # the same rid and body (never skipped: the next rid would fall outside the window).
+    RESENDS = 3
+
     def _post_lazy(self, holder, lockctx, timeout):
+        for attempt in range(self.RESENDS + 1):
+            try:
+                resp = self._post_lazy_once(holder, lockctx, timeout)
+            except BoshConnectionBroken:
+                if attempt == self.RESENDS or self._aborting:
+                    raise
+                resp = None
+            if resp is not None and (resp.status < 500 or attempt == self.RESENDS):
+                return resp
+            lockctx = _Null()       # the rid and body are fixed now
+            time.sleep(0.1 * (attempt + 1))
+        raise BoshError("unreachable")
+
+    def _post_lazy_once(self, holder, lockctx, timeout):
         timeout = timeout or self._default_timeout()
         for attempt in (0, 1):
             conn, reused = self._get_conn(timeout)
@@ -432,7 +454,8 @@ class BoshClient:
                     # a keep-alive connection the server had closed: same body, same rid
                     lockctx = _Null()
                     continue
-                raise BoshError("HTTP request (rid %s) failed: %r" % (holder.get("rid"), e)) from e
+                raise BoshConnectionBroken("HTTP request (rid %s) failed: %r"
+                                           % (holder.get("rid"), e)) from e
             except (socket.timeout, OSError) as e:
                 conn.close()
                 raise BoshError("HTTP request (rid %s) failed after %.1fs: %r"
