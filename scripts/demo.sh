@@ -3,14 +3,19 @@
 #
 #   scripts/demo.sh          install dependencies (scripts/install-deps.sh), build the module
 #                            (autoreconf -fi && ./configure && make), then run scripts/demo.py:
-#                            Prosody (example.test, users alice and bob) + Apache (event MPM) on
-#                            127.0.0.1:8080 or the first free port above, serving Converse.js with
-#                            /http-bind handled by the module. Prints the URL and the passwords;
-#                            runs until Ctrl-C.
+#                            Prosody (example.test) with the project's token provider
+#                            (contrib/prosody/mod_auth_xmpp_bridge.lua) + Apache (event MPM) with
+#                            the module on 127.0.0.1:8080 or the first free port above: a site
+#                            behind HTTP Basic login (users alice and bob) whose page /chat/ is
+#                            Converse.js logged in by prebind, without any XMPP password typed.
+#                            The password-login page stays at /. Prints the URLs and the
+#                            logins; runs until Ctrl-C.
 #   scripts/demo.sh stop     stops a running demo by the PIDs in its state file
 #
-# Env: XB_TARGET=prosody  /http-bind proxied to Prosody's own BOSH (no module build needed)
-#      XB_DEMO_STATE=FILE state file (default /tmp/mod_xmpp_bridge-demo.json)
+# Env: XB_TARGET=prosody  the page alone, /http-bind proxied to Prosody's own BOSH (no module
+#                         build, no site login, no prebind)
+#      XB_DEMO_STATE=FILE state file (default /tmp/mod_xmpp_bridge-demo.json; mode 0600, holds
+#                         the demo logins for test/e2e/check_demo.py)
 #      XB_DEMO_SKIP_DEPS=1 / XB_DEMO_SKIP_BUILD=1  skip those steps
 # Extra arguments go to demo.py (--port N, --target module|prosody).
 set -euo pipefail

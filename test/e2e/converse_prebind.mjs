@@ -22,9 +22,11 @@
 //   evaluate    {ctx, js}                  the value of a JavaScript expression in the page
 //   fetch       {ctx, path, method}        fetch() from the page; value: {status, body}
 //   state       {ctx}                      page state: __xb, messages, roster, connection
-//               feedback, sessionStorage strophe-bosh-session, prebind calls seen
+//               feedback, sessionStorage strophe-bosh-session, /prebind answers seen,
+//               SASL <auth> bodies sent (prebind: none), BOSH terminates received
 //   screenshot  {ctx, name}                PNG in --out; value: its path
-//   logs        {ctx}                      console, HTTP errors, blocked requests
+//   logs        {ctx}                      console, HTTP errors, blocked requests, the last
+//               BOSH exchanges (diagnostics)
 //   close       {ctx}
 //   quit
 // The whole process exits after --timeout seconds (default 300) whatever happens.
@@ -85,6 +87,8 @@ class Ctx {
         this.httpErrors = [];
         this.prebindCalls = [];     // [status, elapsed] of every GET /prebind the page made
         this.saslAuths = 0;         // BOSH bodies the page sent with a SASL <auth> (prebind: none)
+        this.terminates = [];       // [condition, elapsed] of every BOSH terminate the page got
+        this.boshLog = [];          // the last BOSH exchanges, for diagnostics
         this.profile = null;
         this.context = null;
         this.page = null;
@@ -119,6 +123,23 @@ class Ctx {
         this.page.on('pageerror', (e) => this.console.push(`[${elapsed()}] pageerror: ${e.message}`));
         this.page.on('request', (r) => {
             if (new URL(r.url()).pathname === '/http-bind' && /<auth[\s>]/.test(r.postData() || '')) this.saslAuths += 1;
+        });
+        this.page.on('requestfinished', async (req) => {
+            try {
+                if (new URL(req.url()).pathname !== '/http-bind') return;
+                const resp = await req.response();
+                const text = resp ? await resp.text() : '';
+                const t = req.timing();
+                this.boshLog.push(`[${elapsed()}] ${resp ? resp.status() : '-'} ${(t.responseEnd / 1000).toFixed(3)}s `
+                                  + `sent: ${(req.postData() || '').slice(0, 160)} got: ${text.slice(0, 200)}`);
+                if (this.boshLog.length > 60) this.boshLog.shift();
+                if (/<body[^>]*type=["']terminate["']/.test(text)) {
+                    const m = /<body[^>]*condition=["']([^"']+)["']/.exec(text);
+                    this.terminates.push([m ? m[1] : null, +elapsed()]);
+                }
+            } catch (e) {
+                this.console.push(`[${elapsed()}] driver: no body for ${req.method()} ${req.url()}: ${e.message}`);
+            }
         });
         this.page.on('response', (r) => {
             const u = new URL(r.url());
@@ -210,7 +231,8 @@ class Ctx {
                 messages: Array.from(document.querySelectorAll('.chat-msg__text')).map((m) => m.textContent.trim()).slice(-30),
                 feedback: document.querySelector('.conn-feedback .feedback-message')?.textContent?.trim() || null,
             };
-        }, null, 5000, 'state').then((s) => ({ ...s, prebindCalls: this.prebindCalls.slice(), saslAuths: this.saslAuths }));
+        }, null, 5000, 'state').then((s) => ({ ...s, prebindCalls: this.prebindCalls.slice(), saslAuths: this.saslAuths,
+                              terminates: this.terminates.slice() }));
     }
 
     async screenshot(name) {
@@ -224,7 +246,8 @@ class Ctx {
     logs() {
         return { console: this.console.slice(-200), httpErrors: this.httpErrors.slice(-50),
                  blocked: this.blocked.slice(), prebindCalls: this.prebindCalls.slice(),
-                 saslAuths: this.saslAuths };
+                 saslAuths: this.saslAuths, terminates: this.terminates.slice(),
+                 bosh: this.boshLog.slice() };
     }
 
     async close() {

@@ -8,8 +8,12 @@ Real parts, for each XMPP server:
             XMPP account or password is stored for alice or bob)
   ejabberd  ejabberd 23.01 with `auth_method: jwt` on the host (JWT-only: no users anywhere)
 Apache (event MPM) with the module, configured from conf-examples/prebind-token-prosody.conf or
-prebind-jwt-ejabberd.conf, plus the page at /chat/ behind the same Basic auth as /prebind. When the module has XmppBridgeRequireSiteUser, /http-bind sits behind the site
-login too with it On (the prebind deployment this test recommends); with xmpp-logout, /logout.
+prebind-jwt-ejabberd.conf, plus the page at /chat/ behind the same Basic auth as /prebind
+(xbe2e.PrebindSite). When the module has XmppBridgeRequireSiteUser, /http-bind sits behind the
+site login too with it On (the prebind deployment this test recommends); when it has
+xmpp-logout, that handler is at /logout. Without them, steps r and l skip and say why.
+Bob (prebound by the suite) and alice are made contacts first: Converse 14 never finishes
+opening a chat with a non-roster JID when the server lacks XEP-0191 blocking (both here).
 
 Steps, in order, per server (each test needs the one before; later ones skip if one failed):
   a  alice opens /chat/ with her site login only -> Converse is connected (the page sent no SASL
@@ -22,9 +26,12 @@ Steps, in order, per server (each test needs the one before; later ones skip if 
   d  the session is killed on the server side (a BOSH terminate with the page's SID/RID) ->
      Converse calls /prebind once by itself (counted in Apache's access log), gets a new
      session (new resource) and a new message arrives; it can still send
-  l  (xmpp-logout) the site logout (fetch POST /logout from the page) ends the user's sessions;
-     her site login then no longer works (removed from the password file: with HTTP Basic a
-     browser cannot log out) -> Converse's one prebind retry gets 401, it stays disconnected
+  l  (xmpp-logout) the site logout: fetch POST /logout from the page (while still logged in,
+     as the handler requires) ends her sessions ({"ended": n}, XB04028); then her site login
+     ends (removed from the password file: a browser cannot log out of HTTP Basic) -> Converse
+     tries /prebind (401; once more 3 s later), stays disconnected, roster gone. Converse
+     re-prebinds within ~0.1 s of the logout, so it may get one more session before the login
+     ends; the test allows that (and says so on stderr), the old SID stays dead.
 
 Env: XB_E2E_OPTIONAL=1 skips (instead of failing) when test/e2e/node_modules is missing;
 XB_E2E_OUT=DIR puts the screenshots and logs there (default test/e2e/artifacts/prebind-...);
@@ -124,6 +131,16 @@ class Run:
         return [e for e in self.apache.access_log_entries()
                 if e["request"].startswith("GET /prebind ") and
                 (status is None or e["status"] == status)]
+
+    def prebinds_become(self, status, expected, timeout=3.0):
+        """The number of /prebind answers with `status` in the access log once it reaches
+        `expected` (Apache writes the line just after the answer), or after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = len(self.prebind_calls(status))
+            if n == expected or time.monotonic() > deadline:
+                return n
+            time.sleep(0.05)
 
     def bosh_url(self):
         return self.apache.url("/http-bind")
@@ -239,7 +256,7 @@ def test_a_online_without_xmpp_password(run):
     finally:
         a.terminate(timeout=5)
         a.close()
-    suite_prebinds = len(run.prebind_calls(200))
+    suite_prebinds = run.prebinds_become(200, 2)          # bob's and alice's, by the suite
 
     t0 = time.monotonic()
     run.call("launch", ms=45000, ctx="alice", username="alice", password=SITE_USERS["alice"])
@@ -253,7 +270,7 @@ def test_a_online_without_xmpp_password(run):
     st = run.page_state()
     assert st["saslAuths"] == 0, "the page did SASL itself: %r" % st
     assert [c[0] for c in st["prebindCalls"] if c[0] != 401] == [200], st["prebindCalls"]
-    assert len(run.prebind_calls(200)) == suite_prebinds + 1
+    assert run.prebinds_become(200, suite_prebinds + 1) == suite_prebinds + 1
     assert st["bosh"] and st["bosh"]["jid"] == run.alice_jid, st["bosh"]
     run.bob.presence()                # now that alice is online: bob shows online in her roster
 
@@ -345,10 +362,11 @@ def test_d_killed_session_comes_back_by_prebind(run):
     st = run.page_state()
     events = [e["name"] for e in st["xb"]["events"]]
     assert "will-reconnect" in events, events
+    assert st["terminates"], "the page saw no BOSH terminate"
     assert up["jid"] != old_jid and up["jid"].startswith("alice@%s/" % DOMAIN), up
     assert st["bosh"]["sid"] != sid
     assert st["saslAuths"] == 0
-    assert len(run.prebind_calls(200)) == before_ok + 1, run.prebind_calls()
+    assert run.prebinds_become(200, before_ok + 1) == before_ok + 1, run.prebind_calls()
     assert [c[0] for c in st["prebindCalls"] if c[0] != 401] == [200, 200], st["prebindCalls"]
     run.alice_jid, run.connects = up["jid"], up["connects"]
     # the new session chats both ways
@@ -370,42 +388,51 @@ def test_l_site_logout_ends_the_chat(run):
         pytest.skip("the module has no xmpp-logout handler yet")
     st = run.page_state()
     sid, rid = st["bosh"]["sid"], int(st["bosh"]["rid"])
+    n_terminates = len(st["terminates"])
     before_401 = len(run.prebind_calls(401))
-    before_200 = len(run.prebind_calls(200))
+    # The site's logout, in the order a site has to do it: xmpp-logout while the user is still
+    # logged in (the handler wants an authenticated, same-origin request) ...
     ans = run.call("fetch", ctx="alice", path="/logout", method="POST")
+    # ... then the site login ends: alice's credentials no longer open the site. (A browser
+    # cannot log out of HTTP Basic; a form/cookie login would drop its session cookie here.)
+    xbe2e.write_htpasswd(run.htpasswd, {"bob": SITE_USERS["bob"]})
     assert ans["status"] == 200, ans
     assert json.loads(ans["body"]).get("ended", 0) >= 1, ans
-    # The site's side of a logout: alice's login no longer opens the site. (A browser cannot
-    # log out of HTTP Basic; a form/cookie login would drop its session cookie here.)
-    xbe2e.write_htpasswd(run.htpasswd, {"bob": SITE_USERS["bob"]})
+    assert any("XB04028" in l and "alice" in l for l in run.apache.error_log_lines()), \
+        "no XB04028 (site logout) in the error log"
     try:
         t0 = time.monotonic()
-        run.call("waitDisconnected", ms=WAIT_MS, ctx="alice")
-        # Converse tries restore, then prebind_url once: 401 now; it must stay off
+        # Converse: the terminate -> restore fails -> prebind_url -> 401 -> it gives up; it
+        # tries once more after its 3 s reconnect debounce, then stays off
         deadline = time.monotonic() + RECONNECT_MS / 1000.0
         st = run.page_state()
-        while time.monotonic() < deadline and st["xb"]["prebindFailures"] == 0:
-            time.sleep(0.25)
-            st = run.page_state()
-        sys.stderr.write("[%s] logout -> Converse disconnected, prebind refused, in %.2fs\n"
-                         % (run.server, time.monotonic() - t0))
-        assert st["xb"]["prebindFailures"] == 1, st["xb"]
-        # Converse 14 tries once more after its 3 s reconnect debounce, then gives up
-        deadline = time.monotonic() + 8
         while time.monotonic() < deadline and st["xb"]["prebindFailures"] < 2:
             time.sleep(0.25)
             st = run.page_state()
-        time.sleep(3.5)
+        sys.stderr.write("[%s] logout -> Converse off, its prebind refused, in %.2fs\n"
+                         % (run.server, time.monotonic() - t0))
+        connects, ok_prebinds = st["xb"]["connects"], len(run.prebind_calls(200))
+        time.sleep(3.5)          # it stays off: no new session, no successful prebind
         st = run.page_state()
-        assert st["xb"]["prebindFailures"] <= 2, "Converse keeps calling /prebind: %r" % st["xb"]
-        assert not st["xb"]["connected"] and st["xb"]["connects"] == run.connects, st["xb"]
+        xb = st["xb"]
+        assert xb["connects"] == connects and len(run.prebind_calls(200)) == ok_prebinds, xb
+        got = [c for c, _ in st["terminates"][n_terminates:]]
+        sys.stderr.write("[%s] after logout: terminates %r, /prebind answers %r, connects %d -> "
+                         "%d\n" % (run.server, got, [c for c, _ in st["prebindCalls"]],
+                                    run.connects, xb["connects"]))
+        # (what the page sees depends on timing: a held request gets policy-violation, one sent
+        # after the logout item-not-found, one sent after the login ended a 401; all end it)
+        assert 1 <= xb["prebindFailures"] <= 2, "Converse keeps calling /prebind: %r" % xb
+        assert not xb["connected"], xb
         assert st["roster"] == [], "the roster is still shown: %r" % st["roster"]
-        refused = len(run.prebind_calls(401)) - before_401
-        assert refused >= 1
-        assert len(run.prebind_calls(200)) == before_200, "a prebind succeeded after logout"
-        sys.stderr.write("[%s] after logout: %d prebind attempt(s) by Converse, all 401\n"
-                         % (run.server, st["xb"]["prebindFailures"]))
-        # the old session is gone for good: the SID is refused even with the right login
+        assert len(run.prebind_calls(401)) > before_401
+        if xb["connects"] != run.connects:
+            # Converse re-prebound in the moment between xmpp-logout and the end of the login
+            # (within ~0.1 s); that session died at the next /http-bind request (401), but it
+            # stays on the XMPP server until the bridge's inactivity timeout
+            sys.stderr.write("[%s] NOTE: Converse got a new session between xmpp-logout and the "
+                             "end of the site login (the race a site logout has)\n" % run.server)
+        # the old session is gone for good: its SID is refused even with a valid login
         probe = BoshClient(run.bosh_url(), DOMAIN, wait=10, headers=run.site_headers("bob"))
         try:
             r = probe.request("", sid=sid, rid=rid, check=False, process=False, slot=False)

@@ -269,11 +269,16 @@ def befriend_clients(ca, cb, name_a=None, name_b=None, timeout=30.0):
         return {ja: "both", jb: "both"}
     ca.roster_add(jb, name=name_b or jb.split("@")[0].capitalize())
     cb.roster_add(ja, name=name_a or ja.split("@")[0].capitalize())
+    # The requests, then the approvals, and the approvals again every 2 s until both sides say
+    # 'both': an approval the server handles before the request it answers is lost (ejabberd).
     ca.presence(to=jb, type_="subscribe")
     cb.presence(to=ja, type_="subscribe")
-    cb.presence(to=ja, type_="subscribed")
-    ca.presence(to=jb, type_="subscribed")
+    resend = 0.0
     while True:
+        if time.monotonic() >= resend:
+            cb.presence(to=ja, type_="subscribed")
+            ca.presence(to=jb, type_="subscribed")
+            resend = time.monotonic() + 2.0
         subs = {ja: _subscription(ca, jb), jb: _subscription(cb, ja)}
         if subs[ja] == "both" and subs[jb] == "both":
             return subs
@@ -422,13 +427,14 @@ class PrebindSite:
     PrebindSite(workdir, server='prosody'|'ejabberd', ca, module_path, site_users,
                 xmpp_users=None (Prosody only: ordinary XMPP accounts, for the password page),
                 port=None, site_wide=False (the whole site behind the login, not just /chat/,
-                /prebind, /http-bind and /logout), max_wait=30, domain='example.test')
+                /prebind, /http-bind and /logout), max_wait=30, domain='example.test',
+                xmpp_extra='' (appended to prosody.cfg.lua's global section / ejabberd.yml))
     start()/stop(); .xmpp, .apache, .htpasswd, .url(path), .require_site_user, .logout.
     When the module has them: /http-bind behind the site login with XmppBridgeRequireSiteUser
     On, and `SetHandler xmpp-logout` at /logout."""
 
     def __init__(self, workdir, server, ca, module_path, site_users, xmpp_users=None, port=None,
-                 site_wide=False, max_wait=30, domain="example.test"):
+                 site_wide=False, max_wait=30, domain="example.test", xmpp_extra=""):
         from xbtest.ejabberd import write_jwk
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
@@ -442,6 +448,7 @@ class PrebindSite:
         self.port = port
         self.site_wide = site_wide
         self.max_wait = max_wait
+        self.xmpp_extra = xmpp_extra
         self.require_site_user = module_has(module_path, "XmppBridgeRequireSiteUser")
         self.logout = module_has(module_path, "xmpp-logout")
         secret = os.urandom(32)
@@ -464,13 +471,14 @@ class PrebindSite:
 plugin_paths = { %r }
 xmpp_bridge_token_key_file = %r
 xmpp_bridge_fallback_auth = "internal_hashed"
-""" % (os.path.join(REPO, "contrib", "prosody"), key))
+%s
+""" % (os.path.join(REPO, "contrib", "prosody"), key, self.xmpp_extra))
         if self.server == "ejabberd":
             if self.xmpp_users:
                 raise ValueError("a JWT-only ejabberd host has no XMPP accounts")
             key = write_jwk(os.path.join(self.workdir, "ejabberd-jwt.jwk"), secret)
             return Ejabberd(os.path.join(self.workdir, "ejabberd"), domain=self.domain,
-                            ca=self.ca, bosh=False, jwt_key_path=key)
+                            ca=self.ca, bosh=False, jwt_key_path=key, extra_yaml=self.xmpp_extra)
         raise ValueError("unknown XMPP server %r (prosody or ejabberd)" % self.server)
 
     def example_name(self):

@@ -33,7 +33,12 @@ def proc_uid(pid):
 
 def test_411_socket_and_privileges(apache):
     run_dir = apache.run_dir
-    socks = [n for n in os.listdir(run_dir) if n.startswith("xmpp-bridge.")]
+    deadline = time.monotonic() + 5        # the daemon binds its socket just after the start
+    while True:
+        socks = [n for n in os.listdir(run_dir) if n.startswith("xmpp-bridge.")]
+        if socks or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(socks) == 1, socks
     st = os.stat(os.path.join(run_dir, socks[0]))
     assert stat.S_ISSOCK(st.st_mode)
