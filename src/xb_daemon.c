@@ -9,6 +9,7 @@
  * made by the sans-I/O cores (xb_bosh_session, xb_xmpp_conn) from inside this loop.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,6 +103,7 @@ struct xb_daemon {
     apr_hash_t *sessions; /* sid -> bridge_session_t */
     apr_hash_t *requests; /* xb_request_id_t -> ipc_conn_t */
     apr_hash_t *addrs;    /* domain name -> domain_addr_t */
+    apr_hash_t *logouts;  /* site user -> apr_time_t until which prebind is refused */
     xb_request_id_t last_req_id;
     SSL_CTX *ssl_ctx;
     const xb_jwt_key_t *token_key; /* NULL: no token prebind */
@@ -775,6 +777,31 @@ static void prebind_element(bridge_session_t *s, const char *data, apr_size_t le
     }
 }
 
+/* After a site logout, the page still open in the browser reconnects through /prebind at
+ * once (Converse does so on any terminate, and the logout request itself is authenticated, so
+ * the site cannot end its login first). Prebind is refused for that user for this long. */
+#define LOGOUT_QUIET apr_time_from_sec(10)
+
+static int recently_logged_out(xb_daemon_t *d, const char *user)
+{
+    apr_time_t *until = apr_hash_get(d->logouts, user, (apr_ssize_t)strlen(user));
+
+    return until && *until > apr_time_now();
+}
+
+/* One entry per user that ever logged out (from the daemon's pool: bounded by the number of
+ * users; an entry is reused at the user's next logout). */
+static void note_logout(xb_daemon_t *d, const char *user, apr_size_t len)
+{
+    apr_time_t *until = apr_hash_get(d->logouts, user, (apr_ssize_t)len);
+
+    if (!until) {
+        until = apr_palloc(d->pool, sizeof(*until));
+        apr_hash_set(d->logouts, apr_pstrmemdup(d->pool, user, len), (apr_ssize_t)len, until);
+    }
+    *until = apr_time_now() + LOGOUT_QUIET;
+}
+
 static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len)
 {
     xb_daemon_t *d = conn->d;
@@ -804,6 +831,13 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
     if (meta->mode == XB_PREBIND_TOKEN && !d->token_key) {
         answer = "{\"error\":\"no-token-key\"}\n";
         conn_send_frame(conn, 500, answer, strlen(answer));
+        return;
+    }
+    if (recently_logged_out(d, f[XB_PREBIND_FIELD_SITE_USER])) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04034) "prebind for site user %s refused: "
+               "logged out moments ago", f[XB_PREBIND_FIELD_SITE_USER]);
+        answer = "{\"error\":\"logged-out\"}\n";
+        conn_send_frame(conn, 403, answer, strlen(answer));
         return;
     }
     s = session_new(d, domain, NULL, 0, 1, &cond);
@@ -995,6 +1029,7 @@ static void handle_logout(ipc_conn_t *conn, const char *payload, apr_size_t len)
     const char *json;
     int i;
 
+    note_logout(conn->d, payload, len);
     apr_pool_create(&p, conn->pool);
     mine = sessions_of(conn->d, p, payload, len);
     for (i = 0; i < mine->nelts; i++) {
@@ -1444,6 +1479,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->sessions = apr_hash_make(pool);
     d->requests = apr_hash_make(pool);
     d->addrs = apr_hash_make(pool);
+    d->logouts = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
     apply_limits(d);
