@@ -24,12 +24,15 @@ typedef enum {
                                 the answer is a RESPONSE carrying JSON */
     XB_IPC_CREDENTIALS = 6,  /* handler -> daemon: bare JID; answer: JSON jid + token */
     XB_IPC_LOGOUT = 7,       /* handler -> daemon: site user; answer: JSON {"ended": N} */
-    XB_IPC_RECONFIGURE = 8   /* httpd parent -> daemon after a restart: aux = log level,
+    XB_IPC_RECONFIGURE = 8,  /* httpd parent -> daemon after a restart: aux = log level,
                                 payload = xb_config_serialize(), the new ErrorLog descriptor
                                 passed along (SCM_RIGHTS); answer: RESPONSE 200 */
+    XB_IPC_END_SESSIONS = 9  /* httpd parent -> daemon when it stops or restarts hard: every
+                                session ends with system-shutdown while the children that
+                                hold its requests are still there to answer; no answer */
 } xb_ipc_type_t;
 
-#define XB_IPC_TYPE_MAX XB_IPC_RECONFIGURE
+#define XB_IPC_TYPE_MAX XB_IPC_END_SESSIONS
 
 /* How the daemon vouches for a prebound user. */
 typedef enum {

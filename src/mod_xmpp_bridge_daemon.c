@@ -63,6 +63,8 @@ static xb_shm_table_t *process_table;
 static apr_file_t *wake_read, *wake_write;
 
 static volatile sig_atomic_t daemon_stop;
+/* Once per generation: reclaim reports RESTART on every round of its loop. */
+static int ended_for_reclaim;
 
 xb_shm_table_t *xb_glue_table(void)
 {
@@ -239,6 +241,7 @@ static void daemon_main(apr_pool_t *pool, server_rec *s, const xb_config_t *conf
 }
 
 static void daemon_maint(int reason, void *data, apr_wait_t status);
+static void daemon_end_sessions(server_rec *s);
 
 static apr_status_t daemon_start(apr_pool_t *pconf, server_rec *s, const xb_config_t *conf)
 {
@@ -289,6 +292,14 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         }
         break;
     case APR_OC_REASON_RESTART:
+        /* ap_reclaim_child_processes, on a stop or a hard restart (never on a graceful one):
+         * the children are told to go and may still hold long-polls. End the sessions now,
+         * while those children can still write the system-shutdown answers. */
+        if (daemon_server && !ended_for_reclaim) {
+            ended_for_reclaim = 1;
+            daemon_end_sessions(daemon_server);
+        }
+        break;
     case APR_OC_REASON_UNREGISTER:
     default:
         break;
@@ -298,6 +309,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
 static apr_status_t forget_generation(void *data)
 {
     (void)data;
+    ended_for_reclaim = 0;
     daemon_pconf = NULL;
     daemon_server = NULL;
     daemon_conf = NULL;
@@ -371,6 +383,36 @@ static apr_status_t daemon_reconfigure(apr_pool_t *ptemp, server_rec *s,
                      retained->daemon.pid);
     }
     return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* Tells the daemon (as root) to end every session with system-shutdown; fire and forget. */
+static void daemon_end_sessions(server_rec *s)
+{
+    const xb_config_t *conf = daemon_conf;
+    struct sockaddr_un sun;
+    xb_ipc_header_t hdr;
+    int fd;
+
+    if (!conf) {
+        return;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    apr_cpystrn(sun.sun_path, conf->socket_path, sizeof(sun.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+        memset(&hdr, 0, sizeof(hdr));
+        hdr.magic = XB_IPC_MAGIC;
+        hdr.type = XB_IPC_END_SESSIONS;
+        if (send(fd, &hdr, sizeof(hdr), MSG_NOSIGNAL) == (ssize_t)sizeof(hdr)) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, XBLOGNO(05027) "httpd stops its "
+                         "children: the bridge daemon ends its sessions with system-shutdown");
+        }
+    }
+    close(fd);
 }
 
 /* ---- post_config: table + mutex once, daemon every generation ------------------------------ */

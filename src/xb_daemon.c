@@ -1165,6 +1165,8 @@ static void handle_reconfigure(ipc_conn_t *conn, uint32_t log_level, const char 
     conn_send_frame(conn, 200, ok, strlen(ok));
 }
 
+static void shutdown_sessions(xb_daemon_t *d);
+
 static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const char *payload)
 {
     switch (hdr->type) {
@@ -1191,6 +1193,14 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
         break;
     case XB_IPC_RECONFIGURE:
         handle_reconfigure(conn, hdr->aux, payload, hdr->length);
+        break;
+    case XB_IPC_END_SESSIONS:
+        if (peer_is_admin(conn)) {
+            xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04035) "httpd stops its children: %u "
+                   "sessions end with system-shutdown", apr_hash_count(conn->d->sessions));
+            shutdown_sessions(conn->d);
+        }
+        conn_close(conn);
         break;
     default:
         conn_close(conn);
