@@ -79,6 +79,19 @@ int xb_bosh_condition_legacy_status(xb_bosh_condition_t cond)
 /* ------------------------------------------------------------------------------------------ */
 /* Escaping */
 
+int xb_xml_has_foreign_bytes(const char *data, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == 0x00 || c == 0xFE || c == 0xFF) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *xb_xml_escape(apr_pool_t *p, const char *s)
 {
     apr_size_t extra = 0;
@@ -101,6 +114,11 @@ const char *xb_xml_escape(apr_pool_t *p, const char *s)
         case '"':
             extra += 5; /* &apos; &quot; */
             break;
+        case '\t':
+        case '\n':
+        case '\r':
+            extra += 4; /* &#9; &#10; &#13; at most */
+            break;
         default:
             break;
         }
@@ -114,6 +132,9 @@ const char *xb_xml_escape(apr_pool_t *p, const char *s)
         case '>': rep = "&gt;"; break;
         case '\'': rep = "&apos;"; break;
         case '"': rep = "&quot;"; break;
+        case '\t': rep = "&#9;"; break;
+        case '\n': rep = "&#10;"; break;
+        case '\r': rep = "&#13;"; break;
         default:
             *o++ = *in;
             continue;
@@ -653,6 +674,10 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     ctx.body_prefixes = apr_hash_make(p);
     *body = NULL;
     *errmsg = NULL;
+    if (xb_xml_has_foreign_bytes(ctx.data, ctx.len)) {
+        *errmsg = "a byte no UTF-8 XML can contain (NUL, 0xFE, 0xFF)";
+        return XB_BODY_MALFORMED;
+    }
 
     /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
     ctx.parser = XML_ParserCreateNS("UTF-8", NS_SEP);

@@ -493,6 +493,9 @@ apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size
         return APR_EINVAL;
     }
     f->busy = 1;
+    if (!halted(f) && xb_xml_has_foreign_bytes(data, len)) {
+        fail(f, "not-well-formed", "a byte no UTF-8 XML can contain (NUL, 0xFE, 0xFF)");
+    }
     while (len > 0 && !halted(f)) {
         n = len < FEED_SLICE ? len : FEED_SLICE;
         parse_slice(f, data, n);
