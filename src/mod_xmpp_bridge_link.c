@@ -18,16 +18,18 @@
 /* How long a handler retries while the daemon (re)starts. */
 #define DAEMON_CONNECT_PATIENCE apr_time_from_sec(3)
 
-static apr_status_t link_cleanup(void *data)
+/* The cleanup carries the descriptor itself, not the link: a link lives in the handler's
+ * stack frame, which is gone long before r->pool is cleared. */
+static apr_status_t link_fd_cleanup(void *data)
 {
-    xb_daemon_link_t *link = data;
-    xb_link_close(link);
+    close((int)(apr_uintptr_t)data);
     return APR_SUCCESS;
 }
 
 void xb_link_close(xb_daemon_link_t *link)
 {
     if (link->fd >= 0) {
+        apr_pool_cleanup_kill(link->r->pool, (void *)(apr_uintptr_t)link->fd, link_fd_cleanup);
         close(link->fd);
         link->fd = -1;
     }
@@ -53,7 +55,8 @@ apr_status_t xb_link_open(xb_daemon_link_t *link, request_rec *r, const char *so
         }
         if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
             link->fd = fd;
-            apr_pool_cleanup_register(r->pool, link, link_cleanup, apr_pool_cleanup_null);
+            apr_pool_cleanup_register(r->pool, (void *)(apr_uintptr_t)fd, link_fd_cleanup,
+                                      apr_pool_cleanup_null);
             return apr_os_sock_put(&link->sock, &link->fd, r->pool);
         }
         err = errno;
