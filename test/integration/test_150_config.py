@@ -133,3 +133,21 @@ def test_154_example_only_configs(name, ca, workdir):
                   modules=("authz_user",))
     rc, out = rest.configtest()
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_155_readme_table_lists_every_directive():
+    """Every directive the module registers has a row (with a default) in the README table."""
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    names = set()
+    for fn in os.listdir(os.path.join(root, "src")):
+        if fn.startswith("mod_xmpp_bridge_") and fn.endswith(".c"):
+            with open(os.path.join(root, "src", fn)) as f:
+                names.update(re.findall(r'(?:AP_INIT_\w+|NUMBER_DIRECTIVE)\(\s*"(XmppBridge\w+)"',
+                                        f.read()))
+    assert len(names) > 20
+    with open(os.path.join(root, "README")) as f:
+        readme = f.read()
+    rows = set(re.findall(r"^  (XmppBridge\w+)", readme, re.M))
+    assert names - rows == set(), "directives missing from the README table"
+    assert rows - names == set(), "README rows for directives that do not exist"
