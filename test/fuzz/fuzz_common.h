@@ -32,7 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static apr_pool_t *fuzz_root_pool;
 
-static void fuzz_log_print(void *baton, const char *file, int line, int level,
+static inline void fuzz_log_print(void *baton, const char *file, int line, int level,
                            const char *msg)
 {
     /* Read the whole message: a message built from a non-terminated string shows up here. */
@@ -43,14 +43,14 @@ static void fuzz_log_print(void *baton, const char *file, int line, int level,
     (void)n;
 }
 
-static int fuzz_log_is_level(void *baton, int level)
+static inline int fuzz_log_is_level(void *baton, int level)
 {
     (void)baton;
     (void)level;
     return 1; /* every message is formatted, none is printed */
 }
 
-static void fuzz_setup(void)
+static inline void fuzz_setup(void)
 {
     if (fuzz_root_pool) {
         return;
@@ -62,7 +62,7 @@ static void fuzz_setup(void)
 }
 
 /* A pool for one input; destroyed by fuzz_pool_done so that leaks are per input. */
-static apr_pool_t *fuzz_pool(void)
+static inline apr_pool_t *fuzz_pool(void)
 {
     apr_pool_t *p;
 
@@ -73,13 +73,13 @@ static apr_pool_t *fuzz_pool(void)
     return p;
 }
 
-static void fuzz_pool_done(apr_pool_t *p)
+static inline void fuzz_pool_done(apr_pool_t *p)
 {
     apr_pool_destroy(p);
 }
 
 /* Touches every byte (ASan reports a read of freed or foreign memory at once). */
-static unsigned fuzz_touch(const void *data, size_t len)
+static inline unsigned fuzz_touch(const void *data, size_t len)
 {
     const unsigned char *d = data;
     unsigned sum = 0;
@@ -97,12 +97,12 @@ typedef struct {
     uint32_t state;
 } fuzz_rng_t;
 
-static void fuzz_rng_seed(fuzz_rng_t *r, uint32_t seed)
+static inline void fuzz_rng_seed(fuzz_rng_t *r, uint32_t seed)
 {
     r->state = seed * 2654435761u + 0x9e3779b9u;
 }
 
-static uint32_t fuzz_rng_next(fuzz_rng_t *r)
+static inline uint32_t fuzz_rng_next(fuzz_rng_t *r)
 {
     /* xorshift32 */
     uint32_t x = r->state ? r->state : 0x12345678u;
@@ -114,7 +114,7 @@ static uint32_t fuzz_rng_next(fuzz_rng_t *r)
 }
 
 /* A chunk length in 1..max, biased to small ones (1-byte feeds are the interesting ones). */
-static size_t fuzz_chunk(fuzz_rng_t *r, size_t remaining, size_t max)
+static inline size_t fuzz_chunk(fuzz_rng_t *r, size_t remaining, size_t max)
 {
     uint32_t v = fuzz_rng_next(r);
     size_t n;
@@ -136,8 +136,32 @@ static size_t fuzz_chunk(fuzz_rng_t *r, size_t remaining, size_t max)
     return n < remaining ? n : remaining;
 }
 
+/* KNOWN BUG (docs/hardening.md, test/unit/test_regress_utf16.c): expat picks UTF-16 from the
+ * first two bytes of a document (a NUL among them, or a UTF-16 byte order mark) even when the
+ * parser was created for "UTF-8", so xb_bosh_body_parse and the framer accept UTF-16 and hand
+ * on raw UTF-16 bytes. Harnesses skip such inputs so the long runs look for other bugs; set
+ * XB_FUZZ_KNOWN_BUGS=1 to fuzz them anyway. */
+static inline int fuzz_utf16_start(const uint8_t *d, size_t n)
+{
+    static int include = -1;
+
+    if (include < 0) {
+        const char *e = getenv("XB_FUZZ_KNOWN_BUGS");
+        include = e && *e == '1';
+    }
+    return !include && n >= 2
+           && (d[0] == 0 || d[1] == 0 || (d[0] == 0xFE && d[1] == 0xFF)
+               || (d[0] == 0xFF && d[1] == 0xFE));
+}
+
+static inline int fuzz_known_bugs(void)
+{
+    const char *e = getenv("XB_FUZZ_KNOWN_BUGS");
+    return e && *e == '1';
+}
+
 /* A NUL-terminated copy of `len` bytes (for APIs that take C strings). */
-static char *fuzz_strndup(apr_pool_t *p, const uint8_t *data, size_t len)
+static inline char *fuzz_strndup(apr_pool_t *p, const uint8_t *data, size_t len)
 {
     char *s = apr_palloc(p, len + 1);
 
@@ -147,7 +171,7 @@ static char *fuzz_strndup(apr_pool_t *p, const uint8_t *data, size_t len)
 }
 
 /* Splits off the next field ending at `sep` (or the end); returns 0 when nothing is left. */
-static int fuzz_next_field(const uint8_t **data, size_t *size, uint8_t sep, const uint8_t **field,
+static inline int fuzz_next_field(const uint8_t **data, size_t *size, uint8_t sep, const uint8_t **field,
                            size_t *field_len)
 {
     const uint8_t *end;

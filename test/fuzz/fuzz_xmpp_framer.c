@@ -185,12 +185,16 @@ static void run_feed(run_t *r, const uint8_t *data, size_t size, fuzz_rng_t *rng
 static void check_reframe(apr_pool_t *p, const limits_t *lim, const char *elem, size_t len)
 {
     run_t r2;
+    limits_t big;
     apr_pool_t *sub;
     const char *stream;
     apr_status_t rv;
 
     apr_pool_create(&sub, p);
-    run_init(&r2, sub, lim, 0);
+    /* The limit counts the bytes as received; the inserted xmlns may take it past that. */
+    big = *lim;
+    big.max_element = 0;
+    run_init(&r2, sub, &big, 0);
     r2.check_reframe = 1;
     stream = apr_pstrcat(sub, HEADER, apr_pstrmemdup(sub, elem, len), NULL);
     rv = xb_xmpp_framer_feed(r2.f, stream, strlen(stream));
@@ -307,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             xb_xmpp_framer_destroy(r.f);
         }
     }
-    else {
+    else if (!fuzz_utf16_start(data, size)) {
         compare_mode(p, &lim, data, size, seed);
     }
     fuzz_pool_done(p);
