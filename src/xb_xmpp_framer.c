@@ -487,20 +487,29 @@ static void parse_slice(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
 
 apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
 {
-    apr_size_t n;
+    apr_size_t n, good;
+    int foreign;
 
     if (!f->parser || f->busy) {
         return APR_EINVAL;
     }
     f->busy = 1;
-    if (!halted(f) && xb_xml_has_foreign_bytes(data, len)) {
-        fail(f, "not-well-formed", "a byte no UTF-8 XML can contain (NUL, 0xFE, 0xFF)");
+    /* Bytes before a foreign byte are framed as usual (what is delivered must not depend on
+     * how the stream was split into reads); the foreign byte then ends the stream. */
+    good = 0;
+    while (good < len && !xb_xml_has_foreign_bytes(data + good, 1)) {
+        good++;
     }
+    foreign = good < len;
+    len = good;
     while (len > 0 && !halted(f)) {
         n = len < FEED_SLICE ? len : FEED_SLICE;
         parse_slice(f, data, n);
         data += n;
         len -= n;
+    }
+    if (foreign && !halted(f)) {
+        fail(f, "not-well-formed", "a byte no UTF-8 XML can contain (NUL, 0xFE, 0xFF)");
     }
     f->busy = 0;
     if (f->destroy_pending) {
