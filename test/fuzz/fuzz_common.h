@@ -136,30 +136,6 @@ static inline size_t fuzz_chunk(fuzz_rng_t *r, size_t remaining, size_t max)
     return n < remaining ? n : remaining;
 }
 
-/* KNOWN BUG (docs/hardening.md, test/unit/test_regress_utf16.c): expat picks UTF-16 from the
- * first two bytes of a document (a NUL among them, or a UTF-16 byte order mark) even when the
- * parser was created for "UTF-8", so xb_bosh_body_parse and the framer accept UTF-16 and hand
- * on raw UTF-16 bytes. Harnesses skip such inputs so the long runs look for other bugs; set
- * XB_FUZZ_KNOWN_BUGS=1 to fuzz them anyway. */
-static inline int fuzz_utf16_start(const uint8_t *d, size_t n)
-{
-    static int include = -1;
-
-    if (include < 0) {
-        const char *e = getenv("XB_FUZZ_KNOWN_BUGS");
-        include = e && *e == '1';
-    }
-    return !include && n >= 2
-           && (d[0] == 0 || d[1] == 0 || (d[0] == 0xFE && d[1] == 0xFF)
-               || (d[0] == 0xFF && d[1] == 0xFE));
-}
-
-static inline int fuzz_known_bugs(void)
-{
-    const char *e = getenv("XB_FUZZ_KNOWN_BUGS");
-    return e && *e == '1';
-}
-
 /* A NUL-terminated copy of `len` bytes (for APIs that take C strings). */
 static inline char *fuzz_strndup(apr_pool_t *p, const uint8_t *data, size_t len)
 {

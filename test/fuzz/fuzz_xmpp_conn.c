@@ -50,9 +50,9 @@ static void on_element(void *baton, const char *data, apr_size_t len)
     FUZZ_CHECK(!s->destroyed);
     FUZZ_CHECK(data && len > 0);
     fuzz_touch(data, len);
-    if (s->elements == 0 && !(memchr(data, '\0', len) && !fuzz_known_bugs())) {
-        /* The first element the browser sees is the stream features. (A NUL in it means the
-         * known UTF-16 bug, see fuzz_common.h: the raw bytes are UTF-16 then.) */
+    FUZZ_CHECK(!memchr(data, '\0', len));
+    if (s->elements == 0) {
+        /* The first element the browser sees is the stream features. */
         FUZZ_CHECK(len >= 16 && !memcmp(data, "<stream:features", 16));
     }
     s->elements++;

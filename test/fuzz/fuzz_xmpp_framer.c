@@ -245,15 +245,20 @@ static void compare_mode(apr_pool_t *p, const limits_t *lim, const uint8_t *data
     run_feed(&split, data, size, &rng);
 
     if (whole.log_len != split.log_len || memcmp(whole.log, split.log, whole.log_len)) {
-        /* The one allowed difference: a token still arriving is held to the element limit
-         * when a feed ends inside it, so with small chunks a long header, comment or start
-         * tag can hit the limit where a single feed parses it whole. Then the events before
-         * the error must agree as far as both got. */
         size_t a = events_before_error(&whole), b = events_before_error(&split);
+        size_t n = a < b ? a : b;
+        /* Two differences are allowed. expat finds some errors a token later or earlier
+         * depending on where a buffer ends (text before "]]>" is reported, and refused as
+         * text outside an element, only when a feed ends inside it), so when both runs fail
+         * after the same events, the condition may differ. And a token still arriving is held
+         * to the element limit when a feed ends inside it, so with small chunks a long header,
+         * comment or start tag can hit the limit where a single feed parses it whole: then the
+         * events before the errors must agree as far as both got. */
+        int same_events = a == b && !memcmp(whole.log, split.log, a)
+                          && a < whole.log_len && b < split.log_len;
         int limit_hit = has_condition(&whole, "policy-violation")
                         || has_condition(&split, "policy-violation");
-        size_t n = a < b ? a : b;
-        if (!limit_hit || memcmp(whole.log, split.log, n) != 0) {
+        if (!same_events && !(limit_hit && !memcmp(whole.log, split.log, n))) {
             fprintf(stderr, "framing depends on the split\n--- whole:\n%s\n--- split:\n%s\n",
                     whole.log, split.log);
             FUZZ_CHECK(0);
@@ -311,7 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             xb_xmpp_framer_destroy(r.f);
         }
     }
-    else if (!fuzz_utf16_start(data, size)) {
+    else {
         compare_mode(p, &lim, data, size, seed);
     }
     fuzz_pool_done(p);

@@ -6,6 +6,10 @@
 # invariant. Prints a summary table (target, seconds, execs, corpus, result).
 # Usage: test/fuzz/run.sh SECONDS TARGET...      (from the top of the tree, after make fuzz-build)
 set -uo pipefail
+
+# All in a function, read whole before it runs: editing this file during a long run must not
+# change what the running copy does.
+main() {
 secs=${1:?seconds}
 shift
 top=$(pwd)
@@ -52,4 +56,8 @@ echo
 echo "target        time        execs        corpus               result"
 printf '%s\n' "${summary[@]}"
 cd "$top"
-exit $status
+return $status
+}
+
+main "$@"
+exit $?
