@@ -46,6 +46,9 @@ def test_411_socket_and_privileges(apache):
     user = pwd.getpwnam(RUN_USER)
     assert st.st_uid == user.pw_uid
     pid = daemon_pid(apache)
+    deadline = time.monotonic() + 5        # the socket exists just before the privilege drop
+    while proc_uid(pid) != user.pw_uid and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert proc_uid(pid) == user.pw_uid          # dropped to User, never root
 
 
