@@ -36,6 +36,8 @@
 #define CLOSE_GRACE apr_time_from_sec(2)
 /* The loop wakes at least this often even with no deadline (stop flag, housekeeping). */
 #define MAX_POLL_WAIT apr_time_from_msec(500)
+/* Out of descriptors, accepting is retried this often (see pause_accepting). */
+#define ACCEPT_RETRY apr_time_from_msec(100)
 
 typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 
@@ -100,6 +102,10 @@ struct xb_daemon {
     apr_pollset_t *pollset;
     apr_socket_t *listener;
     fd_kind_t listener_kind;
+    apr_pollfd_t listener_pfd;
+    apr_int16_t listener_events; /* APR_POLLIN; 0 while accepting is paused */
+    apr_time_t accept_retry_at;  /* != 0: paused, out of descriptors, until then */
+    apr_time_t accept_warned_at; /* the warning is logged at most once a second */
     apr_hash_t *sessions; /* sid -> bridge_session_t */
     apr_hash_t *requests; /* xb_request_id_t -> ipc_conn_t */
     apr_hash_t *addrs;    /* domain name -> domain_addr_t */
@@ -619,8 +625,10 @@ static void session_start(bridge_session_t *s)
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
            s->tag, s->domain->name, s->domain->host, (unsigned)s->domain->port);
     if (rv != APR_SUCCESS) {
+        char reason[120];
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04012) "session %s: cannot connect to %s:%u "
-               "for %s", s->tag, s->domain->host, (unsigned)s->domain->port, s->domain->name);
+               "for %s: %s", s->tag, s->domain->host, (unsigned)s->domain->port,
+               s->domain->name, apr_strerror(rv, reason, sizeof(reason)));
         s->sock_closed = 1;
         session_fail(s, "connecting to the XMPP server failed");
     }
@@ -1316,6 +1324,43 @@ static void conn_close(ipc_conn_t *conn)
     APR_ARRAY_PUSH(conn->d->closed_conns, ipc_conn_t *) = conn;
 }
 
+/* Out of descriptors (EMFILE/ENFILE): the connection stays in the listener's backlog, so the
+ * listener stays readable and polling it would spin, logging a line per try. Stop polling it
+ * for ACCEPT_RETRY instead: the handlers wait in the backlog (their own timeout is wait + a
+ * margin) until a held request is answered or a session ends and frees a descriptor. */
+static void pause_accepting(xb_daemon_t *d, apr_status_t rv)
+{
+    char reason[120];
+    apr_time_t now = apr_time_now();
+
+    /* Under a steady load it flaps (one descriptor frees, one request is accepted, out
+     * again): a line per second at most. */
+    if (!d->accept_warned_at || now - d->accept_warned_at >= apr_time_from_sec(1)) {
+        d->accept_warned_at = now;
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04160) "the bridge daemon is out of file "
+               "descriptors (%s): requests wait in the socket's backlog until one is free; "
+               "raise its open-files limit (ulimit -n where httpd starts) or lower "
+               "XmppBridgeMaxSessions", apr_strerror(rv, reason, sizeof(reason)));
+    }
+    d->accept_retry_at = now + ACCEPT_RETRY;
+    poll_set(d, &d->listener_pfd, &d->listener_events, 0);
+}
+
+static void resume_accepting(xb_daemon_t *d, apr_time_t now, apr_time_t *next)
+{
+    if (!d->accept_retry_at) {
+        return;
+    }
+    if (now < d->accept_retry_at) {
+        if (d->accept_retry_at < *next) {
+            *next = d->accept_retry_at;
+        }
+        return;
+    }
+    d->accept_retry_at = 0;
+    poll_set(d, &d->listener_pfd, &d->listener_events, APR_POLLIN);
+}
+
 static void accept_conns(xb_daemon_t *d)
 {
     for (;;) {
@@ -1328,7 +1373,10 @@ static void accept_conns(xb_daemon_t *d)
         rv = apr_socket_accept(&sock, d->listener, pool);
         if (rv != APR_SUCCESS) {
             apr_pool_destroy(pool);
-            if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)) {
+            if (APR_STATUS_IS_EMFILE(rv) || APR_STATUS_IS_ENFILE(rv)) {
+                pause_accepting(d, rv);
+            }
+            else if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)) {
                 xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04017) "accept on the daemon socket "
                        "failed (%d)", rv);
             }
@@ -1476,7 +1524,6 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
                                 xb_shm_table_t *table, apr_socket_t *listener)
 {
     const char *errmsg = NULL;
-    apr_pollfd_t lpfd;
     apr_status_t rv;
     apr_uint32_t size = conf->max_sessions * 3 + 64;
 
@@ -1509,12 +1556,12 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     }
     apr_socket_opt_set(listener, APR_SO_NONBLOCK, 1);
     apr_socket_timeout_set(listener, 0);
-    memset(&lpfd, 0, sizeof(lpfd));
-    lpfd.desc_type = APR_POLL_SOCKET;
-    lpfd.desc.s = listener;
-    lpfd.reqevents = APR_POLLIN;
-    lpfd.client_data = &d->listener_kind;
-    return apr_pollset_add(d->pollset, &lpfd);
+    d->listener_pfd.desc_type = APR_POLL_SOCKET;
+    d->listener_pfd.desc.s = listener;
+    d->listener_pfd.reqevents = APR_POLLIN;
+    d->listener_pfd.client_data = &d->listener_kind;
+    d->listener_events = APR_POLLIN;
+    return apr_pollset_add(d->pollset, &d->listener_pfd);
 }
 
 apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_table_t *table,
@@ -1562,7 +1609,9 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
             dispatch(d, &results[i]);
         }
         destroy_closed_conns(d);
-        next = run_timers(d, apr_time_now());
+        now = apr_time_now();
+        next = run_timers(d, now);
+        resume_accepting(d, now, &next);
         destroy_closed_conns(d);
     }
     SSL_CTX_free(d->ssl_ctx);

@@ -248,6 +248,11 @@ static void tls_step(xb_xmpp_conn_t *c)
         return;
     }
     if (rv != XB_TLS_IO_OK) {
+        /* A warning, not just the info line of finish(): at the default LogLevel an admin
+         * must see why no session to this server works (wrong name, unknown CA). */
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(03100) "XMPP stream to %s refused: TLS "
+               "handshake failed, the server is not trusted as %s: %s", c->params.domain,
+               tls_name(c), xb_tls_error(c->tls));
         finish(c, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, "TLS handshake with %s failed: %s",
                tls_name(c), xb_tls_error(c->tls));
         return;
@@ -349,6 +354,9 @@ static void on_features_before_open(xb_xmpp_conn_t *c, const char *name, int sta
         return;
     }
     if (!starttls) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(03101) "XMPP stream to %s refused: the "
+               "server offers no STARTTLS and the domain requires it (never downgraded to "
+               "plain)", c->params.domain);
         shut_output(c, NULL);
         finish(c, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, "server offers no STARTTLS");
         return;

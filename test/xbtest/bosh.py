@@ -205,7 +205,8 @@ class BoshClient:
     """
 
     def __init__(self, url, domain, lang="en", wait=10, hold=1, timeout=None, headers=None,
-                 client_tag=None, ver="1.6", content="text/xml; charset=utf-8", route=None):
+                 client_tag=None, ver="1.6", content="text/xml; charset=utf-8", route=None,
+                 source_address=None):
         u = urllib.parse.urlsplit(url)
         self.url = url
         self.scheme = u.scheme
@@ -222,6 +223,7 @@ class BoshClient:
         self.ver = ver
         self.content = content
         self.route = route
+        self.source_address = source_address   # (ip, 0): e.g. 127.0.0.2, another client address
         self.timeout = timeout
         self.headers = {"Content-Type": "text/xml; charset=utf-8"}
         if client_tag:
@@ -255,6 +257,8 @@ class BoshClient:
     # ------------------------------------------------------------------ HTTP
     def _new_conn(self, timeout):
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        if self.source_address:
+            return cls(self.host, self.port, timeout=timeout, source_address=self.source_address)
         return cls(self.host, self.port, timeout=timeout)
 
     def _get_conn(self, timeout):
