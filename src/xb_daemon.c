@@ -643,7 +643,7 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
     bridge_session_t *s;
 
     if (!domain) {
-        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%s' "
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%.255s' "
                "is not configured (XmppBridgeDomain)", body->to ? body->to : "(no 'to')");
         conn_send_terminate(conn, XB_COND_HOST_UNKNOWN, body->ver == NULL);
         return;
@@ -652,6 +652,12 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
     if (!s) {
         conn_send_terminate(conn, cond, body->ver == NULL);
         return;
+    }
+    if (body->route) {
+        /* XEP-0124 §7.1 lets the client suggest a server; following it would make the
+         * gateway an open relay to any address (an internal one included). */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04162) "session %s: route attribute ignored; "
+               "the stream goes where XmppBridgeDomain %s says", s->tag, domain->name);
     }
     conn->session = s;
     s->bosh = xb_bosh_session_create(s->pool, s->sid, body, conn->req_id, &d->limits,
