@@ -258,13 +258,3 @@ class FakeXmpp:
         else:
             self._idle(c)
 
-
-class OtherCA:
-    """A second, unrelated certificate authority (the module does not trust it)."""
-
-    def __init__(self, workdir):
-        from .ca import TestCA
-        self.ca = TestCA(workdir)
-
-    def issue(self, domain):
-        return self.ca.issue(domain)
