@@ -1237,7 +1237,13 @@ static void end_sessions_of_removed_domains(xb_daemon_t *d)
             session_sync(s);
         }
         else if (s->bosh) {
-            session_end(s, XB_COND_HOST_GONE);
+            /* Unlike session_end, the row stays until the client has been told: a request
+             * that arrives meanwhile must reach the session to get host-gone (the held one
+             * was most likely released empty when the old generation's children stopped). */
+            s->ended = 1;
+            xb_bosh_session_server_closed(s->bosh, XB_COND_HOST_GONE, NULL, 0, apr_time_now());
+            io_close_stream(s);
+            session_sync(s);
         }
     }
 }
