@@ -101,7 +101,7 @@ def test_136_sessions_per_address_and_in_all(limited, prosody, clients):
     assert "XmppBridgeMaxSessionsPerAddress" in text
     after = counters(limited)
     assert int(after["refused_per_address"]) - int(before["refused_per_address"]) == 2
-    # XmppBridgeMaxSessions 5: four live now (two from 127.0.0.1... three, one from .2)
+    # XmppBridgeMaxSessions 5: four live now (three from 127.0.0.1, one from 127.0.0.2)
     live = int(after["sessions"])
     assert live == 4, after
     r = make(limited, prosody.domain, source="127.0.0.3").create()
