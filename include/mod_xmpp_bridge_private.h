@@ -40,6 +40,9 @@ typedef struct xb_dir_conf {
     int require_site_user;   /* XmppBridgeRequireSiteUser: -1 unset, 0 off, 1 on */
     struct xb_ldap_dir_conf *ldap; /* XmppBridgePrebindLDAP* (mod_xmpp_bridge_ldap.c); NULL:
                                       none apply here */
+    apr_array_header_t *cors_origins; /* XmppBridgeCORSOrigin (const char *, lower case, "*"
+                                         for any); NULL: unset */
+    const char *see_other_uri;        /* XmppBridgeSeeOtherURI; NULL: unset */
 } xb_dir_conf_t;
 
 void *xb_conf_create_dir(apr_pool_t *p, char *dir);

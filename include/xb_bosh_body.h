@@ -60,6 +60,7 @@ typedef struct xb_bosh_body {
     const char *xml_lang;
     const char *ver;     /* as sent, "1.6"; NULL means a legacy client */
     const char *content;
+    const char *accept;  /* content codings the client accepts, comma-separated (§7.1) */
     const char *type;    /* "terminate" or NULL */
     const char *key;
     const char *newkey;
@@ -107,6 +108,7 @@ typedef struct xb_bosh_response_attrs {
     unsigned wait, requests, hold, inactivity, polling, maxpause;
     const char *ver;  /* min(client's, ours) */
     const char *from; /* the XMPP domain */
+    const char *accept; /* codings the CM accepts in requests ("gzip"); NULL: none */
     uint64_t ack;     /* 0: no ack attribute */
 } xb_bosh_response_attrs_t;
 
@@ -128,5 +130,14 @@ int xb_xml_has_foreign_bytes(const char *data, apr_size_t len);
 /* Escapes & < > ' " (and tab, newline, carriage return as character references, which an
  * attribute value would otherwise normalise to spaces) for an attribute value or text. */
 const char *xb_xml_escape(apr_pool_t *p, const char *s);
+
+/* True when the comma-separated `list` (an `accept` attribute) names `coding`
+ * (case-insensitive, spaces around items allowed). */
+int xb_bosh_accept_has(const char *list, const char *coding);
+
+/* The creation request's `content` (§7.1: the Content-Type responses MUST use) when it is one
+ * a response header can carry: printable ASCII, a type/subtype, at most 127 bytes. NULL when
+ * absent or unusable (the caller answers text/xml; charset=utf-8). */
+const char *xb_bosh_content_type(const xb_bosh_body_t *body);
 
 #endif

@@ -33,6 +33,8 @@ typedef struct xb_bosh_session_limits {
     unsigned polling;            /* seconds */
     unsigned response_cache;     /* answers kept for replay, >= requests */
     apr_size_t max_queued_bytes; /* stanza bytes waiting for a request before backpressure */
+    const char *accept;          /* creation response's `accept` ("gzip" when the glue can
+                                    inflate request bodies); NULL: none. Static string. */
 } xb_bosh_session_limits_t;
 
 /* Events the owner may count (status page); the session only reports them. */

@@ -42,6 +42,9 @@ typedef struct xb_config {
     unsigned token_lifetime;     /* seconds a minted token is valid */
     unsigned attach_grace;       /* seconds a prebound session waits for the browser */
     unsigned max_per_user;       /* live prebound sessions per site user; the oldest ends */
+    unsigned max_per_address;    /* live sessions per client address; 0: unlimited */
+    unsigned front_proxy_timeout; /* seconds a proxy in front waits; 0: none (glue only) */
+    unsigned gzip;               /* 1: mod_deflate is loaded, creation responses say accept */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -59,6 +62,9 @@ typedef struct xb_config {
 #define XB_DEFAULT_TOKEN_LIFETIME 60
 #define XB_DEFAULT_ATTACH_GRACE 120
 #define XB_DEFAULT_MAX_PER_USER 5
+#define XB_DEFAULT_MAX_PER_ADDRESS 256
+/* A held request is answered this long before Timeout / XmppBridgeFrontProxyTimeout. */
+#define XB_WAIT_MARGIN_SEC 5
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

@@ -15,7 +15,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 2
+#define XB_SHM_LAYOUT_VERSION 3
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
@@ -27,6 +27,8 @@ typedef enum {
 /* What a child may learn about one session. */
 #define XB_ROW_PREBOUND 0x1u   /* made by prebind */
 #define XB_ROW_ATTACHED 0x2u   /* a prebound session the browser has used */
+#define XB_ROW_ACCEPT_GZIP 0x4u /* its creation request's `accept` named gzip */
+#define XB_CONTENT_TYPE_MAX 128
 
 typedef struct xb_shm_session {
     char sid[XB_SID_HEX_LEN + 1];
@@ -39,6 +41,7 @@ typedef struct xb_shm_session {
     uint32_t flags;       /* XB_ROW_* */
     apr_time_t created;
     apr_time_t last_activity;
+    char content_type[XB_CONTENT_TYPE_MAX]; /* creation request's `content`; "": default */
 } xb_shm_session_t;
 
 typedef struct xb_shm_table xb_shm_table_t;
@@ -63,6 +66,10 @@ typedef enum {
     XB_CNT_PREBIND_ATTACHED,
     XB_CNT_CREDENTIALS_ISSUED,
     XB_CNT_LOGOUTS,
+    XB_CNT_REFUSED_PER_ADDRESS,  /* creations over XmppBridgeMaxSessionsPerAddress */
+    XB_CNT_REFUSED_TABLE_FULL,   /* creations over XmppBridgeMaxSessions */
+    XB_CNT_REFUSED_CROSS_SITE,   /* requests from an Origin not in XmppBridgeCORSOrigin */
+    XB_CNT_HOST_GONE,            /* sessions ended because their domain was unconfigured */
     XB_CNT_COUNT
 } xb_counter_t;
 

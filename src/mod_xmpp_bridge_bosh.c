@@ -24,6 +24,7 @@
 #include <apr_poll.h>
 #include <apr_portable.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_bosh_body.h"
@@ -41,16 +42,124 @@ typedef struct bosh_exchange {
     const xb_config_t *conf;
     xb_daemon_link_t link;
     int legacy; /* no `ver` seen: errors as HTTP status codes (XEP-0124 §17.1) */
+    const char *content_type; /* §7.1: what the creation request's `content` asked for */
+    int gzip;   /* the session's creation request accepted gzip (§7.1 `accept`) */
 } bosh_exchange_t;
 
+/* Error responses keep these too (err_headers_out). */
 static void set_common_headers(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    /* The answer depends on Origin (refused or allowed cross-site): caches must know. */
+    apr_table_mergen(r->err_headers_out, "Vary", "Origin");
 }
 
-static int write_answer(request_rec *r, int status, const char *body, apr_size_t len)
+/* ---- CORS (XmppBridgeCORSOrigin) -------------------------------------------------------- */
+
+/* "scheme://host[:port]" in lower case without the scheme's default port, as browsers put
+ * it in Origin; also the host part alone in *host and whether a port was written. */
+static const char *normalize_origin(apr_pool_t *p, const char *scheme, const char *hostport,
+                                    const char **host, int *has_port)
 {
+    char *hp = apr_pstrdup(p, hostport), *c, *colon;
+    const char *dflt = !strcasecmp(scheme, "https") ? ":443" : ":80";
+
+    for (c = hp; *c; c++) {
+        *c = (char)apr_tolower(*c);
+    }
+    colon = strrchr(hp, ':');
+    if (colon && strchr(colon, ']')) {
+        colon = NULL; /* [v6] without a port */
+    }
+    if (colon && !strcmp(colon, dflt)) {
+        *colon = '\0';
+        colon = NULL;
+    }
+    *has_port = colon != NULL;
+    *host = colon ? apr_pstrmemdup(p, hp, (apr_size_t)(colon - hp)) : hp;
+    return apr_pstrcat(p, apr_pstrdup(p, scheme), "://", hp, NULL);
+}
+
+/* Same origin: the request's own scheme://host[:port] (Host header). A front end that ends
+ * TLS and passes Host without a port makes the scheme and port unknowable here: then the host
+ * name alone decides. */
+static int same_origin(request_rec *r, const char *origin)
+{
+    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *own, *own_host, *o_host, *sep = ap_strstr_c(origin, "://");
+    int own_port, o_port;
+    char *o_scheme;
+
+    if (!host || !sep) {
+        return 0;
+    }
+    o_scheme = apr_pstrmemdup(r->pool, origin, (apr_size_t)(sep - origin));
+    own = normalize_origin(r->pool, ap_http_scheme(r), host, &own_host, &own_port);
+    origin = normalize_origin(r->pool, o_scheme, sep + 3, &o_host, &o_port);
+    if (!strcasecmp(own, origin)) {
+        return 1;
+    }
+    return !own_port && !strcmp(own_host, o_host);
+}
+
+static int cors_listed(const xb_dir_conf_t *dc, const char *origin)
+{
+    int i;
+
+    for (i = 0; dc->cors_origins && i < dc->cors_origins->nelts; i++) {
+        const char *o = APR_ARRAY_IDX(dc->cors_origins, i, const char *);
+        if (!strcmp(o, "*") || !strcasecmp(o, origin)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A browser's cross-site request is served only for a listed origin (the page then reads the
+ * answer through Access-Control-Allow-Origin); any other is refused with 403, which BOSH
+ * clients treat as fatal: the page's configuration is wrong, retrying cannot help. Requests
+ * without Origin come from no browser page and are not cross-site requests. */
+static int check_origin(request_rec *r, int *cross_site)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const xb_dir_conf_t *dc = xb_conf_dir(r);
+
+    *cross_site = 0;
+    if (!origin || same_origin(r, origin)) {
+        return OK;
+    }
+    if (!cors_listed(dc, origin)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, XBLOGNO(05231) "cross-site BOSH request "
+                      "from Origin '%.120s' refused (403): not in XmppBridgeCORSOrigin", origin);
+        xb_shm_table_count(xb_glue_table(), XB_CNT_REFUSED_CROSS_SITE, 1);
+        return HTTP_FORBIDDEN;
+    }
+    *cross_site = 1;
+    /* The origin itself, never "*": it works with credentials too, and Vary: Origin is set. */
+    apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin", origin);
+    return OK;
+}
+
+static int answer_preflight(request_rec *r, int cross_site)
+{
+    apr_table_setn(r->headers_out, "Allow", "POST, OPTIONS");
+    if (cross_site) {
+        apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", "POST, OPTIONS");
+        apr_table_setn(r->headers_out, "Access-Control-Allow-Headers", "Content-Type");
+        apr_table_setn(r->headers_out, "Access-Control-Max-Age", "86400");
+    }
+    ap_set_content_length(r, 0);
+    return OK;
+}
+
+/* One brigade with the whole body and EOS: Content-Length is known even when mod_deflate's
+ * DEFLATE filter compresses it (XEP-0124 §5: no chunked transfer coding). */
+static int write_answer(bosh_exchange_t *x, int status, const char *body, apr_size_t len)
+{
+    request_rec *r = x->r;
+    apr_bucket_brigade *bb;
+
     if (status == XB_BOSH_ABANDON) {
         /* No answer may be given yet (an early RID): close, the client sends it again. */
         r->connection->keepalive = AP_CONN_CLOSE;
@@ -60,10 +169,22 @@ static int write_answer(request_rec *r, int status, const char *body, apr_size_t
     if (status != HTTP_OK) {
         return status;
     }
-    ap_set_content_type(r, XB_CONTENT_TYPE);
-    ap_set_content_length(r, (apr_off_t)len);
+    ap_set_content_type(r, x->content_type ? x->content_type : XB_CONTENT_TYPE);
+    if (x->gzip && x->conf->gzip) {
+        /* mod_deflate checks Accept-Encoding (and no-gzip) itself and adds its Vary. */
+        ap_add_output_filter("DEFLATE", NULL, r, r->connection);
+    }
+    else {
+        ap_set_content_length(r, (apr_off_t)len);
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (len) {
-        ap_rwrite(body, (int)len, r);
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(body, len,
+                                                               r->connection->bucket_alloc));
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
+    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS) {
+        r->connection->aborted = 1;
     }
     return OK;
 }
@@ -78,7 +199,42 @@ static int answer_terminate(bosh_exchange_t *x, xb_bosh_condition_t cond)
         return legacy_status;
     }
     body = xb_bosh_terminate_build(x->r->pool, cond, &len);
-    return write_answer(x->r, HTTP_OK, body, len);
+    return write_answer(x, HTTP_OK, body, len);
+}
+
+/* XmppBridgeSeeOtherURI: §17.2 see-other-uri with the <uri/>. §17.1 gives it no HTTP code, so
+ * legacy clients get the body too. */
+static int answer_see_other_uri(bosh_exchange_t *x, const char *uri)
+{
+    xb_bosh_response_attrs_t attrs;
+    apr_size_t len = 0;
+    const char *body;
+
+    memset(&attrs, 0, sizeof(attrs));
+    attrs.condition = XB_COND_SEE_OTHER_URI;
+    attrs.see_other_uri = uri;
+    body = xb_bosh_response_build(x->r->pool, &attrs, NULL, 0, &len);
+    return write_answer(x, HTTP_OK, body, len);
+}
+
+/* Content-Encoding: gzip bodies are inflated by mod_deflate's input filter (named DEFLATE, like
+ * its output filter; "INFLATE" is an output filter), which also bounds the inflation ratio;
+ * read_body's limit applies to the inflated bytes. */
+static int accept_body_encoding(bosh_exchange_t *x)
+{
+    request_rec *r = x->r;
+    const char *ce = apr_table_get(r->headers_in, "Content-Encoding");
+
+    if (!ce || !*ce || !strcasecmp(ce, "identity")) {
+        return OK;
+    }
+    if ((!strcasecmp(ce, "gzip") || !strcasecmp(ce, "x-gzip")) && x->conf->gzip) {
+        ap_add_input_filter("DEFLATE", NULL, r, r->connection);
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05232) "BOSH body with Content-Encoding "
+                  "'%.40s' refused (415)%s", ce, x->conf->gzip ? "" : ": gzip needs mod_deflate");
+    return HTTP_UNSUPPORTED_MEDIA_TYPE;
 }
 
 /* Reads the whole body, at most `limit` bytes. */
@@ -263,7 +419,7 @@ static int relay_answer(bosh_exchange_t *x)
                       "away while this request was held");
         return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
     }
-    return write_answer(x->r, status, body, len);
+    return write_answer(x, status, body, len);
 }
 
 /* Log lines name a session by its tag (xb_log.h), never by its SID. */
@@ -298,6 +454,8 @@ static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);
     }
     x->legacy = !row.has_ver;
+    x->content_type = row.content_type[0] ? apr_pstrdup(x->r->pool, row.content_type) : NULL;
+    x->gzip = (row.flags & XB_ROW_ACCEPT_GZIP) != 0;
     if (body->rid > row.rid_hi + row.requests || body->rid < row.rid_lo) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05034) "session %s: rid %"
                       APR_UINT64_T_FMT " outside the window %" APR_UINT64_T_FMT "..%"
@@ -358,17 +516,19 @@ int xb_bosh_handler(request_rec *r)
     const char *errmsg = NULL;
     char *data = NULL;
     apr_size_t len = 0;
-    int rc;
+    int rc, cross_site = 0;
 
     if (!r->handler || strcmp(r->handler, XB_BOSH_HANDLER) != 0) {
         return DECLINED;
     }
     set_common_headers(r);
     ap_allow_methods(r, REPLACE_ALLOW, "POST", "OPTIONS", NULL);
+    rc = check_origin(r, &cross_site);
+    if (rc != OK) {
+        return rc;
+    }
     if (r->method_number == M_OPTIONS) {
-        apr_table_setn(r->headers_out, "Allow", "POST, OPTIONS");
-        ap_set_content_length(r, 0);
-        return OK;
+        return answer_preflight(r, cross_site);
     }
     if (r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
@@ -377,9 +537,16 @@ int xb_bosh_handler(request_rec *r)
     x.r = r;
     x.conf = xb_conf_get(r->server);
     x.link.fd = -1;
+    rc = accept_body_encoding(&x);
+    if (rc != OK) {
+        return rc;
+    }
     rc = read_body(r, x.conf->max_body_size, &data, &len);
     if (rc != OK) {
         return rc;
+    }
+    if (xb_conf_dir(r)->see_other_uri) {
+        return answer_see_other_uri(&x, xb_conf_dir(r)->see_other_uri);
     }
     if (xb_bosh_body_parse(r->pool, data, len, &limits, &body, &errmsg) != XB_BODY_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05040) "malformed BOSH body from "
@@ -389,6 +556,11 @@ int xb_bosh_handler(request_rec *r)
         return answer_terminate(&x, XB_COND_BAD_REQUEST);
     }
     x.legacy = body->sid == NULL && body->ver == NULL;
+    if (!body->sid) {
+        /* The creation response already follows the session's content and accept. */
+        x.content_type = xb_bosh_content_type(body);
+        x.gzip = xb_bosh_accept_has(body->accept, "gzip");
+    }
     rc = check_against_table(&x, body);
     if (rc != DECLINED) {
         return rc;

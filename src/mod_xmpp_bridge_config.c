@@ -15,6 +15,7 @@
 #include <http_log.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <apr_uri.h>
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_ipc.h"
@@ -39,6 +40,8 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.token_lifetime = XB_UNSET;
     sc->core.attach_grace = XB_UNSET;
     sc->core.max_per_user = XB_UNSET;
+    sc->core.max_per_address = XB_UNSET;
+    sc->core.front_proxy_timeout = XB_UNSET;
     return sc;
 }
 
@@ -84,7 +87,8 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
 typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
-    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER
+    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER, NUM_MAX_PER_ADDRESS,
+    NUM_FRONT_PROXY_TIMEOUT
 } num_directive_t;
 
 static const struct {
@@ -103,6 +107,8 @@ static const struct {
     [NUM_TOKEN_LIFETIME] = { 5, 3600 },
     [NUM_ATTACH_GRACE] = { 5, 3600 },
     [NUM_MAX_PER_USER] = { 1, 1000 },
+    [NUM_MAX_PER_ADDRESS] = { 0, 1000000 },
+    [NUM_FRONT_PROXY_TIMEOUT] = { 0, 86400 },
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -120,6 +126,11 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     if (err) {
         return err;
     }
+    if (which == NUM_FRONT_PROXY_TIMEOUT && v > 0 && v <= XB_WAIT_MARGIN_SEC) {
+        return apr_psprintf(cmd->pool, "%s: %s s leaves no room for a held request (answers "
+                            "go out %d s before it): 0 (no proxy) or more than %d",
+                            cmd->cmd->name, arg, XB_WAIT_MARGIN_SEC, XB_WAIT_MARGIN_SEC);
+    }
     switch (which) {
     case NUM_MAX_WAIT: sc->core.max_wait = (unsigned)v; break;
     case NUM_MAX_HOLD: sc->core.max_hold = (unsigned)v; break;
@@ -134,6 +145,8 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_TOKEN_LIFETIME: sc->core.token_lifetime = (unsigned)v; break;
     case NUM_ATTACH_GRACE: sc->core.attach_grace = (unsigned)v; break;
     case NUM_MAX_PER_USER: sc->core.max_per_user = (unsigned)v; break;
+    case NUM_MAX_PER_ADDRESS: sc->core.max_per_address = (unsigned)v; break;
+    case NUM_FRONT_PROXY_TIMEOUT: sc->core.front_proxy_timeout = (unsigned)v; break;
     }
     return NULL;
 }
@@ -311,6 +324,48 @@ static const char *set_require_site_user(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+/* XmppBridgeCORSOrigin <origin>...: scheme://host[:port] as browsers send it, or `*`. */
+static const char *add_cors_origin(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_dir_conf_t *dc = dconf;
+    apr_uri_t uri;
+    char *lower, *c;
+
+    if (strcmp(arg, "*") != 0) {
+        if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname
+            || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
+            || (uri.path && *uri.path) || uri.query || uri.fragment || uri.user) {
+            return apr_psprintf(cmd->pool, "XmppBridgeCORSOrigin: '%s' is not an origin "
+                                "(scheme://host[:port], no path, e.g. https://chat.example.org) "
+                                "nor *", arg);
+        }
+    }
+    if (!dc->cors_origins) {
+        dc->cors_origins = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    lower = apr_pstrdup(cmd->pool, arg);
+    for (c = lower; *c; c++) {
+        *c = (char)apr_tolower(*c);
+    }
+    APR_ARRAY_PUSH(dc->cors_origins, const char *) = lower;
+    return NULL;
+}
+
+/* XmppBridgeSeeOtherURI <uri>: an absolute http(s) URI the clients are sent to. */
+static const char *set_see_other_uri(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    xb_dir_conf_t *dc = dconf;
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname
+        || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))) {
+        return apr_psprintf(cmd->pool, "XmppBridgeSeeOtherURI: '%s' is not an absolute http(s) "
+                            "URI (e.g. https://chat2.example.org/http-bind)", arg);
+    }
+    dc->see_other_uri = arg;
+    return NULL;
+}
+
 void *xb_conf_create_dir(apr_pool_t *p, char *dir)
 {
     xb_dir_conf_t *dc = apr_pcalloc(p, sizeof(xb_dir_conf_t));
@@ -330,6 +385,8 @@ void *xb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     merged->require_site_user = add->require_site_user >= 0 ? add->require_site_user
                                                             : base->require_site_user;
     merged->ldap = xb_ldap_merge_dir(p, base->ldap, add->ldap);
+    merged->cors_origins = add->cors_origins ? add->cors_origins : base->cors_origins;
+    merged->see_other_uri = add->see_other_uri ? add->see_other_uri : base->see_other_uri;
     return merged;
 }
 
@@ -392,6 +449,17 @@ const command_rec xb_directives[] = {
     NUMBER_DIRECTIVE("XmppBridgePrebindMaxPerUser", NUM_MAX_PER_USER,
                      "live prebound sessions per site user; a new one ends the oldest "
                      "(default 5)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxSessionsPerAddress", NUM_MAX_PER_ADDRESS,
+                     "live sessions per client address (r->useragent_ip); 0: unlimited "
+                     "(default 256)"),
+    NUMBER_DIRECTIVE("XmppBridgeFrontProxyTimeout", NUM_FRONT_PROXY_TIMEOUT,
+                     "seconds a proxy in front of Apache waits for an answer: wait is kept 5 s "
+                     "below it (default 0: no proxy)"),
+    AP_INIT_ITERATE("XmppBridgeCORSOrigin", add_cors_origin, NULL, RSRC_CONF | ACCESS_CONF,
+                    "origins (scheme://host[:port]) whose pages may use this BOSH service "
+                    "cross-site, or *; default none (same-origin only)"),
+    AP_INIT_TAKE1("XmppBridgeSeeOtherURI", set_see_other_uri, NULL, RSRC_CONF | ACCESS_CONF,
+                  "absolute URI every BOSH request here is sent to (terminate see-other-uri)"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -460,6 +528,9 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->token_lifetime = or_default(c->token_lifetime, XB_DEFAULT_TOKEN_LIFETIME);
     c->attach_grace = or_default(c->attach_grace, XB_DEFAULT_ATTACH_GRACE);
     c->max_per_user = or_default(c->max_per_user, XB_DEFAULT_MAX_PER_USER);
+    c->max_per_address = or_default(c->max_per_address, XB_DEFAULT_MAX_PER_ADDRESS);
+    c->front_proxy_timeout = or_default(c->front_proxy_timeout, 0);
+    c->gzip = ap_find_linked_module("mod_deflate.c") != NULL;
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }
@@ -470,6 +541,15 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, XBLOGNO(05001) "XmppBridgeMaxWait %u is "
                      "not below Timeout %" APR_TIME_T_FMT " minus 5 s: using %u", c->max_wait,
                      apr_time_sec(timeout), capped);
+        c->max_wait = capped;
+    }
+    /* The same for a proxy in front (its own timeout, e.g. ProxyTimeout or nginx's
+     * proxy_read_timeout); the directive refuses values that leave no room. */
+    if (c->front_proxy_timeout && c->max_wait + XB_WAIT_MARGIN_SEC > c->front_proxy_timeout) {
+        unsigned capped = c->front_proxy_timeout - XB_WAIT_MARGIN_SEC;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, XBLOGNO(05230) "XmppBridgeMaxWait %u is "
+                     "not below XmppBridgeFrontProxyTimeout %u minus %d s: using %u",
+                     c->max_wait, c->front_proxy_timeout, XB_WAIT_MARGIN_SEC, capped);
         c->max_wait = capped;
     }
     c->socket_path = ap_runtime_dir_relative(pconf, name);

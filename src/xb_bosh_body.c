@@ -242,6 +242,7 @@ static const struct {
     { XML_NS NS_SEP_STR "lang", offsetof(xb_bosh_body_t, xml_lang) },
     { "ver", offsetof(xb_bosh_body_t, ver) },
     { "content", offsetof(xb_bosh_body_t, content) },
+    { "accept", offsetof(xb_bosh_body_t, accept) },
     { "key", offsetof(xb_bosh_body_t, key) },
     { "newkey", offsetof(xb_bosh_body_t, newkey) },
     { "stream", offsetof(xb_bosh_body_t, stream) },
@@ -719,6 +720,9 @@ static const char *creation_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t 
     if (a->maxpause) {
         s = apr_psprintf(p, "%s maxpause='%u'", s, a->maxpause);
     }
+    if (a->accept) {
+        s = apr_pstrcat(p, s, " accept='", xb_xml_escape(p, a->accept), "'", NULL);
+    }
     return apr_pstrcat(p, s, " xmlns:xmpp='" XB_XBOSH_NS "' xmpp:version='1.0'"
                              " xmpp:restartlogic='true'", NULL);
 }
@@ -797,4 +801,47 @@ char *xb_bosh_terminate_build(apr_pool_t *p, xb_bosh_condition_t cond, apr_size_
     memset(&attrs, 0, sizeof(attrs));
     attrs.condition = cond;
     return xb_bosh_response_build(p, &attrs, NULL, 0, len);
+}
+
+int xb_bosh_accept_has(const char *list, const char *coding)
+{
+    apr_size_t n = strlen(coding);
+    const char *c = list;
+
+    while (c && *c) {
+        const char *end;
+        apr_size_t len;
+
+        while (*c == ' ' || *c == '\t' || *c == ',') {
+            c++;
+        }
+        end = strchr(c, ',');
+        len = end ? (apr_size_t)(end - c) : strlen(c);
+        while (len && (c[len - 1] == ' ' || c[len - 1] == '\t')) {
+            len--;
+        }
+        if (len == n && strncasecmp(c, coding, n) == 0) {
+            return 1;
+        }
+        c = end;
+    }
+    return 0;
+}
+
+const char *xb_bosh_content_type(const xb_bosh_body_t *body)
+{
+    const char *c, *ct = body ? body->content : NULL;
+    int slash = 0;
+
+    if (!ct || !*ct || strlen(ct) > 127) {
+        return NULL;
+    }
+    for (c = ct; *c; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch < 0x20 || ch > 0x7e) {
+            return NULL; /* no CR/LF (header splitting), nothing a header cannot carry */
+        }
+        slash += ch == '/';
+    }
+    return slash ? ct : NULL;
 }

@@ -47,6 +47,9 @@ static const struct {
     { "token_lifetime", F_UNSIGNED, offsetof(xb_config_t, token_lifetime) },
     { "attach_grace", F_UNSIGNED, offsetof(xb_config_t, attach_grace) },
     { "max_per_user", F_UNSIGNED, offsetof(xb_config_t, max_per_user) },
+    { "max_per_address", F_UNSIGNED, offsetof(xb_config_t, max_per_address) },
+    { "front_proxy_timeout", F_UNSIGNED, offsetof(xb_config_t, front_proxy_timeout) },
+    { "gzip", F_UNSIGNED, offsetof(xb_config_t, gzip) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

@@ -44,6 +44,14 @@ typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 typedef struct xb_daemon xb_daemon_t;
 typedef struct bridge_session bridge_session_t;
 
+/* Live sessions of one client address (XmppBridgeMaxSessionsPerAddress). Entries with no
+ * session left go to a free list, so memory stays bounded by the addresses seen at once. */
+typedef struct address_count {
+    char ip[64];
+    unsigned live;
+    struct address_count *next_free;
+} address_count_t;
+
 /* One handler's connection: carries one HTTP request of one session. */
 typedef struct ipc_conn {
     fd_kind_t kind; /* first member: the pollset's client_data points here */
@@ -88,6 +96,8 @@ struct bridge_session {
     apr_time_t created;
     int ended;                   /* ended by the daemon (logout, cap); its client is told */
     int attached;                /* prebound, and the browser has sent its first request */
+    address_count_t *address;    /* counted there while live; NULL once released */
+    int backpressure;            /* reading paused: XmppBridgeMaxQueuedBytes are queued */
 };
 
 typedef struct domain_addr {
@@ -110,6 +120,8 @@ struct xb_daemon {
     apr_hash_t *requests; /* xb_request_id_t -> ipc_conn_t */
     apr_hash_t *addrs;    /* domain name -> domain_addr_t */
     apr_hash_t *logouts;  /* site user -> apr_time_t until which prebind is refused */
+    apr_hash_t *addresses; /* client address -> address_count_t */
+    address_count_t *free_addresses;
     xb_request_id_t last_req_id;
     SSL_CTX *ssl_ctx;
     const xb_jwt_key_t *token_key; /* NULL: no token prebind */
@@ -126,6 +138,7 @@ static void session_sync(bridge_session_t *s);
 static void prebind_fail(bridge_session_t *s, int status, const char *reason, const char *why);
 static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len);
 static void enforce_per_user_cap(bridge_session_t *fresh);
+static void address_release(bridge_session_t *s);
 
 apr_status_t xb_daemon_new_sid(char sid[XB_SID_HEX_LEN + 1])
 {
@@ -465,6 +478,14 @@ static void session_sync(bridge_session_t *s)
             if (session_wants_data(s)) {
                 want |= APR_POLLIN;
             }
+            if (!(want & APR_POLLIN) != !s->backpressure) {
+                s->backpressure = !(want & APR_POLLIN);
+                xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04132) "session %s: %s", s->tag,
+                       s->backpressure ? "XmppBridgeMaxQueuedBytes queued for the browser: "
+                                         "reading from the XMPP server pauses"
+                                       : "the browser caught up: reading from the XMPP "
+                                         "server resumes");
+            }
             if (xb_xmpp_conn_pending(s->xmpp, &data) > 0) {
                 want |= APR_POLLOUT;
             }
@@ -477,6 +498,7 @@ static void session_sync(bridge_session_t *s)
     }
     if (session_over(s) && !s->close_deadline) {
         s->close_deadline = apr_time_now() + CLOSE_GRACE;
+        address_release(s);
         xb_shm_table_remove(s->d->table, s->sid);
         if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
             xb_xmpp_conn_close(s->xmpp);
@@ -491,6 +513,7 @@ static void session_reap(bridge_session_t *s)
 
     s->reaped = 1;
     session_close_socket(s);
+    address_release(s);
     xb_shm_table_remove(s->d->table, s->sid);
     apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
     /* A handler still waiting on this session gets a clear end rather than a timeout. */
@@ -503,6 +526,60 @@ static void session_reap(bridge_session_t *s)
     }
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04006) "session %s ended", s->tag);
     apr_pool_destroy(s->pool);
+}
+
+/* ---- admission: sessions per client address ---------------------------------------------- */
+
+/* 1 when `ip` may have one more session (XmppBridgeMaxSessionsPerAddress; 0: no limit). */
+static int address_admits(xb_daemon_t *d, const char *ip)
+{
+    address_count_t *a = apr_hash_get(d->addresses, ip, APR_HASH_KEY_STRING);
+
+    return !d->conf->max_per_address || !a || a->live < d->conf->max_per_address;
+}
+
+static void address_take(bridge_session_t *s, const char *ip)
+{
+    xb_daemon_t *d = s->d;
+    address_count_t *a = apr_hash_get(d->addresses, ip, APR_HASH_KEY_STRING);
+
+    if (!a) {
+        a = d->free_addresses;
+        if (a) {
+            d->free_addresses = a->next_free;
+        }
+        else {
+            a = apr_palloc(d->pool, sizeof(*a));
+        }
+        memset(a, 0, sizeof(*a));
+        apr_cpystrn(a->ip, ip, sizeof(a->ip));
+        apr_hash_set(d->addresses, a->ip, APR_HASH_KEY_STRING, a);
+    }
+    a->live++;
+    s->address = a;
+}
+
+/* Every way a session ends passes here (once it is over, and again when it is reaped). */
+static void address_release(bridge_session_t *s)
+{
+    address_count_t *a = s->address;
+
+    if (!a) {
+        return;
+    }
+    s->address = NULL;
+    if (--a->live == 0) {
+        apr_hash_set(s->d->addresses, a->ip, APR_HASH_KEY_STRING, NULL);
+        a->next_free = s->d->free_addresses;
+        s->d->free_addresses = a;
+    }
+}
+
+static void refuse_address(xb_daemon_t *d, const char *ip, const char *what)
+{
+    xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04130) "%s from %s refused: it has %u live "
+           "sessions (XmppBridgeMaxSessionsPerAddress)", what, ip, d->conf->max_per_address);
+    xb_shm_table_count(d->table, XB_CNT_REFUSED_PER_ADDRESS, 1);
 }
 
 /* ---- new sessions ----------------------------------------------------------------------- */
@@ -566,6 +643,7 @@ static apr_status_t session_connect(bridge_session_t *s)
  * NULL with the condition to answer when it cannot be had. */
 static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
                                      const char *xml_lang, uint64_t rid, int has_ver,
+                                     const xb_bosh_body_t *creation, const char *client_ip,
                                      xb_bosh_condition_t *cond)
 {
     xb_xmpp_conn_params_t params;
@@ -596,9 +674,17 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     row.requests = 1;
     row.has_ver = (uint32_t)has_ver;
     row.created = row.last_activity = now;
+    /* How the handlers answer this session's requests (§7.1 content, accept). */
+    if (creation && xb_bosh_content_type(creation)) {
+        apr_cpystrn(row.content_type, xb_bosh_content_type(creation), sizeof(row.content_type));
+    }
+    if (creation && xb_bosh_accept_has(creation->accept, "gzip")) {
+        row.flags |= XB_ROW_ACCEPT_GZIP;
+    }
     if (xb_shm_table_insert(d->table, &row) != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04010) "session refused: the session table "
                "is full (XmppBridgeMaxSessions %u)", d->conf->max_sessions);
+        xb_shm_table_count(d->table, XB_CNT_REFUSED_TABLE_FULL, 1);
         apr_pool_destroy(pool);
         *cond = XB_COND_POLICY_VIOLATION;
         return NULL;
@@ -614,6 +700,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
     s->connect_deadline = now + d->conf->connect_timeout;
     apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
+    address_take(s, client_ip);
     return s;
 }
 
@@ -635,7 +722,8 @@ static void session_start(bridge_session_t *s)
     session_sync(s);
 }
 
-static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
+static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body,
+                            const char *client_ip)
 {
     xb_daemon_t *d = conn->d;
     const xb_domain_t *domain = xb_config_find_domain(d->conf, body->to);
@@ -648,7 +736,13 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body)
         conn_send_terminate(conn, XB_COND_HOST_UNKNOWN, body->ver == NULL);
         return;
     }
-    s = session_new(d, domain, body->xml_lang, body->rid, body->ver != NULL, &cond);
+    if (!address_admits(d, client_ip)) {
+        refuse_address(d, client_ip, "session creation");
+        conn_send_terminate(conn, XB_COND_POLICY_VIOLATION, body->ver == NULL);
+        return;
+    }
+    s = session_new(d, domain, body->xml_lang, body->rid, body->ver != NULL, body, client_ip,
+                    &cond);
     if (!s) {
         conn_send_terminate(conn, cond, body->ver == NULL);
         return;
@@ -827,6 +921,7 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
     bridge_session_t *s;
     char resource[XB_SID_HEX_LEN + 1];
     const char *answer = "{\"error\":\"bad-request\"}\n";
+    char client_ip[sizeof(meta->client_ip)];
 
     if (len < sizeof(*meta) || conn->req_id
         || xb_ipc_strings_split(payload + sizeof(*meta), len - sizeof(*meta), f,
@@ -854,7 +949,15 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
         conn_send_frame(conn, 403, answer, strlen(answer));
         return;
     }
-    s = session_new(d, domain, NULL, 0, 1, &cond);
+    memcpy(client_ip, meta->client_ip, sizeof(client_ip));
+    client_ip[sizeof(client_ip) - 1] = '\0';
+    if (!address_admits(d, client_ip)) {
+        refuse_address(d, client_ip, "prebind");
+        answer = "{\"error\":\"too-many-sessions-from-address\"}\n";
+        conn_send_frame(conn, 503, answer, strlen(answer));
+        return;
+    }
+    s = session_new(d, domain, NULL, 0, 1, NULL, client_ip, &cond);
     if (!s) {
         answer = "{\"error\":\"too-many-sessions\"}\n";
         conn_send_frame(conn, 503, answer, strlen(answer));
@@ -936,7 +1039,7 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
         return;
     }
     if (!body->sid) {
-        handle_creation(conn, body);
+        handle_creation(conn, body, client_ip);
         return;
     }
     s = apr_hash_get(d->sessions, body->sid, APR_HASH_KEY_STRING);
@@ -1114,6 +1217,7 @@ static void apply_limits(xb_daemon_t *d)
     d->limits.polling = d->conf->polling;
     d->limits.response_cache = d->conf->response_cache;
     d->limits.max_queued_bytes = d->conf->max_queued_bytes;
+    d->limits.accept = d->conf->gzip ? "gzip" : NULL;
 }
 
 static int peer_is_admin(ipc_conn_t *conn)
@@ -1125,6 +1229,37 @@ static int peer_is_admin(ipc_conn_t *conn)
     apr_os_sock_get(&fd, conn->sock);
     return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
            && (unsigned)cred.uid == conn->d->hooks.admin_uid;
+}
+
+/* After a restart: sessions to a domain no longer in XmppBridgeDomain end with host-gone
+ * (their held request is answered now, otherwise their next one). */
+static void end_sessions_of_removed_domains(xb_daemon_t *d)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
+        bridge_session_t *s = apr_hash_this_val(hi);
+
+        if (s->close_deadline || s->ended || xb_config_find_domain(d->conf, s->domain->name)) {
+            continue;
+        }
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04131) "session %s: %s is no longer an "
+               "XmppBridgeDomain: it ends with host-gone", s->tag, s->domain->name);
+        xb_shm_table_count(d->table, XB_CNT_HOST_GONE, 1);
+        if (s->login) {
+            prebind_fail(s, 503, "host-gone", "the domain was removed from the configuration");
+            session_sync(s);
+        }
+        else if (s->bosh) {
+            /* Unlike session_end, the row stays until the client has been told: a request
+             * that arrives meanwhile must reach the session to get host-gone (the held one
+             * was most likely released empty when the old generation's children stopped). */
+            s->ended = 1;
+            xb_bosh_session_server_closed(s->bosh, XB_COND_HOST_GONE, NULL, 0, apr_time_now());
+            io_close_stream(s);
+            session_sync(s);
+        }
+    }
 }
 
 /* A graceful restart: the daemon and its sessions stay, the new generation's configuration and
@@ -1174,6 +1309,7 @@ static void handle_reconfigure(ipc_conn_t *conn, uint32_t log_level, const char 
     d->conf = conf;
     d->addrs = apr_hash_make(p); /* hosts may have moved */
     apply_limits(d);
+    end_sessions_of_removed_domains(d);
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04033) "new configuration applied (%d domains); %u "
            "sessions carry on", conf->domains->nelts, apr_hash_count(d->sessions));
     conn_send_frame(conn, 200, ok, strlen(ok));
@@ -1543,6 +1679,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->requests = apr_hash_make(pool);
     d->addrs = apr_hash_make(pool);
     d->logouts = apr_hash_make(pool);
+    d->addresses = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
     apply_limits(d);

@@ -314,6 +314,10 @@ static const char *const counter_names[XB_CNT_COUNT] = {
     [XB_CNT_PREBIND_ATTACHED] = "prebind_attached",
     [XB_CNT_CREDENTIALS_ISSUED] = "credentials_issued",
     [XB_CNT_LOGOUTS] = "logouts",
+    [XB_CNT_REFUSED_PER_ADDRESS] = "refused_per_address",
+    [XB_CNT_REFUSED_TABLE_FULL] = "refused_table_full",
+    [XB_CNT_REFUSED_CROSS_SITE] = "refused_cross_site",
+    [XB_CNT_HOST_GONE] = "host_gone",
 };
 
 const char *xb_counter_name(xb_counter_t c)

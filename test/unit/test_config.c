@@ -45,6 +45,9 @@ static xb_config_t *sample(void)
     c->token_lifetime = 30;
     c->attach_grace = 300;
     c->max_per_user = 4;
+    c->max_per_address = 3;
+    c->front_proxy_timeout = 60;
+    c->gzip = 1;
     return c;
 }
 
@@ -70,6 +73,9 @@ static void test_round_trip(void **state)
     assert_int_equal(out->token_lifetime, 30);
     assert_int_equal(out->attach_grace, 300);
     assert_int_equal(out->max_per_user, 4);
+    assert_int_equal(out->max_per_address, 3);
+    assert_int_equal(out->front_proxy_timeout, 60);
+    assert_int_equal(out->gzip, 1);
     assert_string_equal(out->ca_file, "/etc/ssl/ca.pem");
     assert_string_equal(out->socket_path, "/run/apache2/xmpp-bridge.1.sock");
     assert_null(out->token_key_file);

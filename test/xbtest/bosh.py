@@ -106,6 +106,10 @@ class BoshResponse:
         self.rid = rid
         self.request = request
         self.parse_error = None
+        self.wire_raw = raw             # as sent (compressed when Content-Encoding says so)
+        if raw and headers.get("content-encoding") == "gzip":
+            import gzip
+            raw = self.raw = gzip.decompress(raw)
         try:
             self.body = ET.fromstring(raw) if raw else None
         except ET.ParseError as e:

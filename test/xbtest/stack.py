@@ -19,6 +19,8 @@ def bridge_conf(prosody, ca, max_wait=30, extra=""):
 XmppBridgeDomain {domain} 127.0.0.1:{port} starttls
 XmppBridgeTLSCAFile {cafile}
 XmppBridgeMaxWait {max_wait}
+# every test client is 127.0.0.1 (test_135 sets a limit of its own)
+XmppBridgeMaxSessionsPerAddress 0
 <Location /http-bind>
     SetHandler xmpp-bosh
 </Location>
