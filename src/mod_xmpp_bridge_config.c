@@ -553,10 +553,12 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
         c->max_wait = capped;
     }
     c->socket_path = ap_runtime_dir_relative(pconf, name);
-    if (!c->socket_path || strlen(c->socket_path) >= sizeof(sun.sun_path)) {
+    /* Room for the ".new" staging name the daemon binds first (daemon_listen). */
+    if (!c->socket_path || strlen(c->socket_path) + 4 >= sizeof(sun.sun_path)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, XBLOGNO(05002) "XmppBridgeSocket: the path "
-                     "'%s' is longer than a Unix socket path may be (%u bytes)",
-                     c->socket_path ? c->socket_path : name, (unsigned)sizeof(sun.sun_path) - 1);
+                     "'%s' is longer than a Unix socket path may be here (%u bytes)",
+                     c->socket_path ? c->socket_path : name,
+                     (unsigned)sizeof(sun.sun_path) - 5);
         return NULL;
     }
     return c;

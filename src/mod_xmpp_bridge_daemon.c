@@ -116,13 +116,20 @@ static apr_status_t daemon_listen(apr_pool_t *p, server_rec *s, const char *path
                                   apr_socket_t **listener)
 {
     struct sockaddr_un sun;
+    const char *staging = apr_pstrcat(p, path, ".new", NULL);
     mode_t old_umask;
     int fd, rc;
 
+    /* The socket is made ready under a staging name (mode, owner, listen) and renamed into place
+     * last: a child connecting at any moment finds the old socket, none, or the finished one,
+     * never one it may not open yet (EACCES) or that does not listen. */
+    if (strlen(staging) >= sizeof(sun.sun_path)) {
+        return APR_ENAMETOOLONG;
+    }
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
-    apr_cpystrn(sun.sun_path, path, sizeof(sun.sun_path));
-    unlink(path);
+    apr_cpystrn(sun.sun_path, staging, sizeof(sun.sun_path));
+    unlink(staging);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
         return errno;
@@ -133,16 +140,18 @@ static apr_status_t daemon_listen(apr_pool_t *p, server_rec *s, const char *path
     umask(old_umask);
     /* bind() under umask 077 gives 0700; a socket needs read+write only. */
     if (rc == 0) {
-        rc = chmod(path, 0600);
+        rc = chmod(staging, 0600);
     }
-    if (rc < 0 || listen(fd, 511) < 0) {
-        rc = errno;
-        close(fd);
-        return rc;
-    }
-    if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) < 0) {
+    if (rc == 0 && geteuid() == 0
+        && chown(staging, ap_unixd_config.user_id, ap_unixd_config.group_id) < 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, XBLOGNO(05010) "cannot give the daemon "
                      "socket %s to User %s", path, ap_unixd_config.user_name);
+    }
+    if (rc < 0 || listen(fd, 511) < 0 || rename(staging, path) < 0) {
+        rc = errno;
+        close(fd);
+        unlink(staging);
+        return rc;
     }
     return apr_os_sock_put(listener, &fd, p);
 }
