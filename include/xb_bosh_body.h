@@ -107,7 +107,10 @@ typedef struct xb_bosh_response_attrs {
     unsigned wait, requests, hold, inactivity, polling, maxpause;
     const char *ver;  /* min(client's, ours) */
     const char *from; /* the XMPP domain */
+    const char *accept; /* creation: content codings the CM accepts, "gzip"; NULL: none */
     uint64_t ack;     /* 0: no ack attribute */
+    uint64_t report;  /* §9.2: 0: no report/time attributes */
+    apr_uint64_t time_ms; /* with report: ms since that response was sent */
 } xb_bosh_response_attrs_t;
 
 /* Builds a complete response body. It always declares xmlns:stream (stream:features and

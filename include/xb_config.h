@@ -42,6 +42,9 @@ typedef struct xb_config {
     unsigned token_lifetime;     /* seconds a minted token is valid */
     unsigned attach_grace;       /* seconds a prebound session waits for the browser */
     unsigned max_per_user;       /* live prebound sessions per site user; the oldest ends */
+    unsigned max_replays;        /* times one RID may be re-sent; 0: unlimited (XEP-0124 §14.3) */
+    unsigned max_pause;          /* largest client `pause`, seconds; 0: pause not offered (§10) */
+    unsigned advertise_gzip;     /* creation responses carry accept='gzip' (mod_deflate loaded) */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -59,6 +62,8 @@ typedef struct xb_config {
 #define XB_DEFAULT_TOKEN_LIFETIME 60
 #define XB_DEFAULT_ATTACH_GRACE 120
 #define XB_DEFAULT_MAX_PER_USER 5
+#define XB_DEFAULT_MAX_REPLAYS 10
+#define XB_DEFAULT_MAX_PAUSE 120
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

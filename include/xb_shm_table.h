@@ -15,7 +15,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 2
+#define XB_SHM_LAYOUT_VERSION 3
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
@@ -63,6 +63,7 @@ typedef enum {
     XB_CNT_PREBIND_ATTACHED,
     XB_CNT_CREDENTIALS_ISSUED,
     XB_CNT_LOGOUTS,
+    XB_CNT_OVERACTIVITY, /* sessions ended with policy-violation for overactivity or replays */
     XB_CNT_COUNT
 } xb_counter_t;
 

@@ -39,6 +39,8 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.token_lifetime = XB_UNSET;
     sc->core.attach_grace = XB_UNSET;
     sc->core.max_per_user = XB_UNSET;
+    sc->core.max_replays = XB_UNSET;
+    sc->core.max_pause = XB_UNSET;
     return sc;
 }
 
@@ -84,7 +86,7 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
 typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
-    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER
+    NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER, NUM_MAX_REPLAYS, NUM_MAX_PAUSE
 } num_directive_t;
 
 static const struct {
@@ -103,6 +105,8 @@ static const struct {
     [NUM_TOKEN_LIFETIME] = { 5, 3600 },
     [NUM_ATTACH_GRACE] = { 5, 3600 },
     [NUM_MAX_PER_USER] = { 1, 1000 },
+    [NUM_MAX_REPLAYS] = { 0, 1000 },
+    [NUM_MAX_PAUSE] = { 0, 65535 }, /* XEP-0124 §22: unsignedShort */
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -134,6 +138,8 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_TOKEN_LIFETIME: sc->core.token_lifetime = (unsigned)v; break;
     case NUM_ATTACH_GRACE: sc->core.attach_grace = (unsigned)v; break;
     case NUM_MAX_PER_USER: sc->core.max_per_user = (unsigned)v; break;
+    case NUM_MAX_REPLAYS: sc->core.max_replays = (unsigned)v; break;
+    case NUM_MAX_PAUSE: sc->core.max_pause = (unsigned)v; break;
     }
     return NULL;
 }
@@ -392,6 +398,12 @@ const command_rec xb_directives[] = {
     NUMBER_DIRECTIVE("XmppBridgePrebindMaxPerUser", NUM_MAX_PER_USER,
                      "live prebound sessions per site user; a new one ends the oldest "
                      "(default 5)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxReplays", NUM_MAX_REPLAYS,
+                     "times one request may be re-sent before the session ends with "
+                     "policy-violation; 0: unlimited (default 10)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxPause", NUM_MAX_PAUSE,
+                     "seconds: longest session pause a client may ask for; 0: pause not "
+                     "offered (default 120)"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -460,6 +472,10 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->token_lifetime = or_default(c->token_lifetime, XB_DEFAULT_TOKEN_LIFETIME);
     c->attach_grace = or_default(c->attach_grace, XB_DEFAULT_ATTACH_GRACE);
     c->max_per_user = or_default(c->max_per_user, XB_DEFAULT_MAX_PER_USER);
+    c->max_replays = or_default(c->max_replays, XB_DEFAULT_MAX_REPLAYS);
+    c->max_pause = or_default(c->max_pause, XB_DEFAULT_MAX_PAUSE);
+    /* accept='gzip' is only a promise when mod_deflate can keep it (XEP-0124 §7.2). */
+    c->advertise_gzip = ap_find_linked_module("mod_deflate.c") != NULL;
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

@@ -719,6 +719,9 @@ static const char *creation_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t 
     if (a->maxpause) {
         s = apr_psprintf(p, "%s maxpause='%u'", s, a->maxpause);
     }
+    if (a->accept) {
+        s = apr_pstrcat(p, s, " accept='", xb_xml_escape(p, a->accept), "'", NULL);
+    }
     return apr_pstrcat(p, s, " xmlns:xmpp='" XB_XBOSH_NS "' xmpp:version='1.0'"
                              " xmpp:restartlogic='true'", NULL);
 }
@@ -733,6 +736,10 @@ static const char *response_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t 
     }
     if (a->ack) {
         s = apr_psprintf(p, "%s ack='%" APR_UINT64_T_FMT "'", s, (apr_uint64_t)a->ack);
+    }
+    if (a->report) {
+        s = apr_psprintf(p, "%s report='%" APR_UINT64_T_FMT "' time='%" APR_UINT64_T_FMT "'", s,
+                         (apr_uint64_t)a->report, a->time_ms);
     }
     /* A terminal condition ends the session, so it wins over a recoverable error. */
     if (a->condition != XB_COND_NONE) {

@@ -47,6 +47,9 @@ static const struct {
     { "token_lifetime", F_UNSIGNED, offsetof(xb_config_t, token_lifetime) },
     { "attach_grace", F_UNSIGNED, offsetof(xb_config_t, attach_grace) },
     { "max_per_user", F_UNSIGNED, offsetof(xb_config_t, max_per_user) },
+    { "max_replays", F_UNSIGNED, offsetof(xb_config_t, max_replays) },
+    { "max_pause", F_UNSIGNED, offsetof(xb_config_t, max_pause) },
+    { "advertise_gzip", F_UNSIGNED, offsetof(xb_config_t, advertise_gzip) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

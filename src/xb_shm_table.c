@@ -314,6 +314,7 @@ static const char *const counter_names[XB_CNT_COUNT] = {
     [XB_CNT_PREBIND_ATTACHED] = "prebind_attached",
     [XB_CNT_CREDENTIALS_ISSUED] = "credentials_issued",
     [XB_CNT_LOGOUTS] = "logouts",
+    [XB_CNT_OVERACTIVITY] = "overactivity",
 };
 
 const char *xb_counter_name(xb_counter_t c)
