@@ -547,9 +547,8 @@ static void answer_oldest(xb_bosh_session_t *s)
     if (h.req && h.rid > s->last_answered) {
         s->last_answered = h.rid;
     }
-    /* §12: an empty poll answered empty because of the client's own timing (its wait ran
-     * out, or a polling session answers at once), not because we chose to answer early. */
-    if (h.rid == s->poll_rid && !plen && (s->hold == 0 || h.deadline <= s->now)) {
+    /* §12: an empty poll answered empty (in a polling session every answer is immediate). */
+    if (h.rid == s->poll_rid && !plen) {
         s->poll_answered_empty = 1;
     }
     if (!h.req) {
@@ -916,6 +915,14 @@ static int is_pause(const xb_bosh_session_t *s, const xb_bosh_body_t *body)
     return body->has_pause && s->max_pause;
 }
 
+/* §12 is about polling sessions (wait or hold 0). In a long-polling session an empty answer
+ * comes when the client's own wait ran out, and §10 wants the next request "as soon as
+ * possible": that must never count as polling too fast, whatever wait the client chose. */
+static int is_polling_session(const xb_bosh_session_t *s)
+{
+    return s->hold == 0 || s->wait == 0;
+}
+
 /* An empty request asks only for payloads (§8). A restart carries a meaning of its own. */
 static int is_empty_request(const xb_bosh_body_t *body)
 {
@@ -931,8 +938,7 @@ static int is_empty_request(const xb_bosh_body_t *body)
  * most two at a time. Its second request while one is held carries data, so §11's second rule
  * (last request empty) does not apply, and the held one is answered as that second one arrives,
  * before the client can send a third. An empty request right after an answer finds nothing
- * held. §12 needs the previous empty request answered empty by the client's own timing: with
- * hold >= 1 that takes its whole wait, longer than polling. */
+ * held. §12 applies to polling sessions only (is_polling_session). */
 static const char *overactive(xb_bosh_session_t *s, const xb_bosh_body_t *body,
                               apr_time_t arrived)
 {
@@ -953,7 +959,8 @@ static const char *overactive(xb_bosh_session_t *s, const xb_bosh_body_t *body,
         && arrived - s->last_arrival < apr_time_from_sec(s->polling)) {
         return "'requests' simultaneous requests, the last empty, within 'polling'";
     }
-    if (empty && s->polling && s->poll_rid && body->rid == s->poll_rid + 1
+    if (empty && s->polling && is_polling_session(s) && s->poll_rid
+        && body->rid == s->poll_rid + 1
         && s->poll_answered_empty && arrived - s->poll_arrived < apr_time_from_sec(s->polling)) {
         return "two empty requests within 'polling' after an empty answer";
     }

@@ -1596,6 +1596,27 @@ static void test_polling_session_too_fast(void **state)
     assert_true(is_terminal(answer_for(f, r), "policy-violation"));
 }
 
+static void test_short_wait_long_poll_is_not_polling(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r;
+
+    /* wait (1) below polling (2): each empty answer comes at the wait, the next empty request
+     * right after it (§10 wants it as soon as possible). Not a polling session: allowed. */
+    c.wait = 1;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_tick(f->s, T0 + SEC(2));
+    assert_true(is_empty_body(answer_for(f, r)));
+    r = send_req(f, RID0 + 2, NULL, T0 + SEC(2));
+    xb_bosh_session_tick(f->s, T0 + SEC(3));
+    send_req(f, RID0 + 3, NULL, T0 + SEC(3));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
 static void test_polling_session_data_resets(void **state)
 {
     fixture_t *f = *state;
@@ -1910,6 +1931,7 @@ int main(void)
         T(test_overactivity_empty_after_polling_ok),
         T(test_polling_session_too_fast),
         T(test_polling_session_data_resets),
+        T(test_short_wait_long_poll_is_not_polling),
         T(test_strophe_pattern_never_overactive),
         T(test_strophe_pattern_prebound),
         T(test_acks),
