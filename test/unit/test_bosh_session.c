@@ -1569,6 +1569,19 @@ static void test_overactivity_empty_within_polling(void **state)
     assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 1);
 }
 
+static void test_empty_request_beside_data_request_is_fine(void **state)
+{
+    fixture_t *f = *state;
+
+    /* A client keeping a poll open beside its data request (xbtest's BoshClient). */
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(10));
+    send_req(f, RID0 + 2, "<m/>", T0 + SEC(11));
+    send_req(f, RID0 + 3, NULL, T0 + SEC(11));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
 static void test_overactivity_empty_after_polling_ok(void **state)
 {
     fixture_t *f = *state;
@@ -1929,6 +1942,7 @@ int main(void)
         T(test_overactivity_terminate_may_exceed),
         T(test_overactivity_empty_within_polling),
         T(test_overactivity_empty_after_polling_ok),
+        T(test_empty_request_beside_data_request_is_fine),
         T(test_polling_session_too_fast),
         T(test_polling_session_data_resets),
         T(test_short_wait_long_poll_is_not_polling),
