@@ -97,6 +97,11 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
                                          const xb_bosh_parse_limits_t *limits,
                                          xb_bosh_body_t **body, const char **errmsg);
 
+/* After a failed parse: true when the root start tag carried neither `sid` nor `ver`, i.e. a
+ * session creation request from a legacy client (§17.1: it gets HTTP error codes). False when
+ * the start tag cannot be read at all: a terminate body is what every current client reads. */
+int xb_bosh_body_legacy_hint(const char *data, apr_size_t len);
+
 /* What a response <body/> carries besides its payload. */
 typedef struct xb_bosh_response_attrs {
     xb_bosh_condition_t condition; /* != NONE: type='terminate' condition='...' */
@@ -110,6 +115,8 @@ typedef struct xb_bosh_response_attrs {
     const char *from; /* the XMPP domain */
     const char *accept; /* codings the CM accepts in requests ("gzip"); NULL: none */
     uint64_t ack;     /* 0: no ack attribute */
+    uint64_t report;  /* §9.2: 0: no report/time attributes */
+    apr_uint64_t time_ms; /* with report: ms since that response was sent */
 } xb_bosh_response_attrs_t;
 
 /* Builds a complete response body. It always declares xmlns:stream (stream:features and

@@ -35,13 +35,17 @@ typedef struct xb_bosh_session_limits {
     apr_size_t max_queued_bytes; /* stanza bytes waiting for a request before backpressure */
     const char *accept;          /* creation response's `accept` ("gzip" when the glue can
                                     inflate request bodies); NULL: none. Static string. */
+    unsigned max_replays;        /* re-sends of one RID before policy-violation; 0: no limit */
+    unsigned max_pause;          /* advertised `maxpause`, seconds; 0: pause not offered */
 } xb_bosh_session_limits_t;
 
 /* Events the owner may count (status page); the session only reports them. */
 typedef enum {
     XB_NOTE_REPLAY = 1,         /* a re-sent RID answered from the cache */
     XB_NOTE_WINDOW_VIOLATION,   /* a RID outside the window ended the session */
-    XB_NOTE_HELD_RESEND         /* a still-held RID sent again */
+    XB_NOTE_HELD_RESEND,        /* a still-held RID sent again */
+    XB_NOTE_OVERACTIVITY        /* policy-violation: too many requests (§11, §12) or re-sends
+                                   of one RID over max_replays (§14.3) */
 } xb_bosh_note_t;
 
 /* `status` of an answer that must not be given: close the HTTP connection without a response,
@@ -135,5 +139,9 @@ unsigned xb_bosh_session_held_count(const xb_bosh_session_t *s);
 
 /* True when the client sent `ver` at creation (not a legacy client). */
 int xb_bosh_session_has_ver(const xb_bosh_session_t *s);
+
+/* The `content` attribute of the creation request (XEP-0124 §7.1: every response of the
+ * session uses it as its Content-Type), or NULL: text/xml; charset=utf-8. */
+const char *xb_bosh_session_content(const xb_bosh_session_t *s);
 
 #endif

@@ -45,6 +45,8 @@ typedef struct xb_config {
     unsigned max_per_address;    /* live sessions per client address; 0: unlimited */
     unsigned front_proxy_timeout; /* seconds a proxy in front waits; 0: none (glue only) */
     unsigned gzip;               /* 1: mod_deflate is loaded, creation responses say accept */
+    unsigned max_replays;        /* times one RID may be re-sent; 0: unlimited (XEP-0124 §14.3) */
+    unsigned max_pause;          /* largest client `pause`, seconds; 0: pause not offered (§10) */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -65,6 +67,8 @@ typedef struct xb_config {
 #define XB_DEFAULT_MAX_PER_ADDRESS 256
 /* A held request is answered this long before Timeout / XmppBridgeFrontProxyTimeout. */
 #define XB_WAIT_MARGIN_SEC 5
+#define XB_DEFAULT_MAX_REPLAYS 10
+#define XB_DEFAULT_MAX_PAUSE 120
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

@@ -70,6 +70,7 @@ typedef enum {
     XB_CNT_REFUSED_TABLE_FULL,   /* creations over XmppBridgeMaxSessions */
     XB_CNT_REFUSED_CROSS_SITE,   /* requests from an Origin not in XmppBridgeCORSOrigin */
     XB_CNT_HOST_GONE,            /* sessions ended because their domain was unconfigured */
+    XB_CNT_OVERACTIVITY, /* sessions ended with policy-violation for overactivity or replays */
     XB_CNT_COUNT
 } xb_counter_t;
 

@@ -551,8 +551,8 @@ int xb_bosh_handler(request_rec *r)
     if (xb_bosh_body_parse(r->pool, data, len, &limits, &body, &errmsg) != XB_BODY_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05040) "malformed BOSH body from "
                       "%s: %s", r->useragent_ip, errmsg ? errmsg : "unparseable");
-        /* Whether the client is legacy is unknowable here; a terminate body is what every
-         * current client (all send `ver`) understands. */
+        /* A creation request without `ver` is a legacy client's: HTTP 400 (§17.1). */
+        x.legacy = xb_bosh_body_legacy_hint(data, len);
         return answer_terminate(&x, XB_COND_BAD_REQUEST);
     }
     x.legacy = body->sid == NULL && body->ver == NULL;

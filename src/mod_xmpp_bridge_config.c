@@ -42,6 +42,8 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.max_per_user = XB_UNSET;
     sc->core.max_per_address = XB_UNSET;
     sc->core.front_proxy_timeout = XB_UNSET;
+    sc->core.max_replays = XB_UNSET;
+    sc->core.max_pause = XB_UNSET;
     return sc;
 }
 
@@ -88,7 +90,7 @@ typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
     NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER, NUM_MAX_PER_ADDRESS,
-    NUM_FRONT_PROXY_TIMEOUT
+    NUM_FRONT_PROXY_TIMEOUT, NUM_MAX_REPLAYS, NUM_MAX_PAUSE
 } num_directive_t;
 
 static const struct {
@@ -109,6 +111,8 @@ static const struct {
     [NUM_MAX_PER_USER] = { 1, 1000 },
     [NUM_MAX_PER_ADDRESS] = { 0, 1000000 },
     [NUM_FRONT_PROXY_TIMEOUT] = { 0, 86400 },
+    [NUM_MAX_REPLAYS] = { 0, 1000 },
+    [NUM_MAX_PAUSE] = { 0, 65535 }, /* XEP-0124 §22: unsignedShort */
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -147,6 +151,8 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_MAX_PER_USER: sc->core.max_per_user = (unsigned)v; break;
     case NUM_MAX_PER_ADDRESS: sc->core.max_per_address = (unsigned)v; break;
     case NUM_FRONT_PROXY_TIMEOUT: sc->core.front_proxy_timeout = (unsigned)v; break;
+    case NUM_MAX_REPLAYS: sc->core.max_replays = (unsigned)v; break;
+    case NUM_MAX_PAUSE: sc->core.max_pause = (unsigned)v; break;
     }
     return NULL;
 }
@@ -460,6 +466,12 @@ const command_rec xb_directives[] = {
                     "cross-site, or *; default none (same-origin only)"),
     AP_INIT_TAKE1("XmppBridgeSeeOtherURI", set_see_other_uri, NULL, RSRC_CONF | ACCESS_CONF,
                   "absolute URI every BOSH request here is sent to (terminate see-other-uri)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxReplays", NUM_MAX_REPLAYS,
+                     "times one request may be re-sent before the session ends with "
+                     "policy-violation; 0: unlimited (default 10)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxPause", NUM_MAX_PAUSE,
+                     "seconds: longest session pause a client may ask for; 0: pause not "
+                     "offered (default 120)"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -531,6 +543,8 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->max_per_address = or_default(c->max_per_address, XB_DEFAULT_MAX_PER_ADDRESS);
     c->front_proxy_timeout = or_default(c->front_proxy_timeout, 0);
     c->gzip = ap_find_linked_module("mod_deflate.c") != NULL;
+    c->max_replays = or_default(c->max_replays, XB_DEFAULT_MAX_REPLAYS);
+    c->max_pause = or_default(c->max_pause, XB_DEFAULT_MAX_PAUSE);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

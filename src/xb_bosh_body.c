@@ -738,6 +738,10 @@ static const char *response_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t 
     if (a->ack) {
         s = apr_psprintf(p, "%s ack='%" APR_UINT64_T_FMT "'", s, (apr_uint64_t)a->ack);
     }
+    if (a->report) {
+        s = apr_psprintf(p, "%s report='%" APR_UINT64_T_FMT "' time='%" APR_UINT64_T_FMT "'", s,
+                         (apr_uint64_t)a->report, a->time_ms);
+    }
     /* A terminal condition ends the session, so it wins over a recoverable error. */
     if (a->condition != XB_COND_NONE) {
         s = apr_pstrcat(p, s, " type='terminate' condition='",
@@ -844,4 +848,43 @@ const char *xb_bosh_content_type(const xb_bosh_body_t *body)
         slash += ch == '/';
     }
     return slash ? ct : NULL;
+}
+
+/* For xb_bosh_body_legacy_hint: what the root start tag carries. */
+typedef struct {
+    XML_Parser parser;
+    int seen, has_sid, has_ver;
+} legacy_hint_ctx_t;
+
+static void XMLCALL legacy_hint_start(void *data, const XML_Char *name, const XML_Char **atts)
+{
+    legacy_hint_ctx_t *h = data;
+    int i;
+
+    (void)name;
+    h->seen = 1;
+    for (i = 0; atts[i]; i += 2) {
+        h->has_sid |= name_is(atts[i], "sid");
+        h->has_ver |= name_is(atts[i], "ver");
+    }
+    XML_StopParser(h->parser, XML_FALSE);
+}
+
+int xb_bosh_body_legacy_hint(const char *data, apr_size_t len)
+{
+    legacy_hint_ctx_t h;
+
+    memset(&h, 0, sizeof(h));
+    if (!data || len > INT_MAX || xb_xml_has_foreign_bytes(data, len)) {
+        return 0;
+    }
+    h.parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!h.parser) {
+        return 0;
+    }
+    XML_SetUserData(h.parser, &h);
+    XML_SetStartElementHandler(h.parser, legacy_hint_start);
+    (void)XML_Parse(h.parser, data, (int)len, 1);
+    XML_ParserFree(h.parser);
+    return h.seen && !h.has_sid && !h.has_ver;
 }

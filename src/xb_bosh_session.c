@@ -31,6 +31,7 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 
+#include "xb_bosh_key.h"
 #include "xb_bosh_session.h"
 #include "xb_log.h"
 
@@ -43,6 +44,7 @@ typedef struct xb_held {
     uint64_t rid;
     xb_request_id_t req; /* 0: the HTTP request went away; a re-send of rid takes the slot */
     apr_time_t deadline; /* answered, empty if nothing is queued, at this time */
+    unsigned resends;    /* times this RID came again (XmppBridgeMaxReplays) */
 } xb_held_t;
 
 typedef struct xb_pending xb_pending_t;
@@ -51,6 +53,8 @@ struct xb_pending {
     uint64_t rid;
     xb_request_id_t req; /* 0: went away or timed out; the body is still processed in order */
     apr_time_t deadline; /* arrival + wait */
+    apr_time_t arrived;
+    unsigned resends;
     apr_pool_t *pool;    /* holds this struct and `body` */
     xb_bosh_body_t *body;
 };
@@ -61,6 +65,8 @@ typedef struct xb_cached {
     char *data; /* malloc'ed: see the top of the file */
     apr_size_t len;
     int undelivered; /* its HTTP request went away: only a re-send can deliver it */
+    unsigned resends;
+    apr_time_t sent; /* for `time` in a §9.2 report */
 } xb_cached_t;
 
 /* Answers whose request went away outlive the ordinary cache: a client (Strophe) may run up to
@@ -119,6 +125,31 @@ struct xb_bosh_session {
 
     int stream_closed;
     int finished;
+
+    apr_time_t now; /* of the public call in progress */
+    unsigned max_replays, max_pause;
+    const char *accept;  /* creation response `accept` */
+    const char *content; /* creation request `content` */
+
+    /* §15: the key the next request's key must hash to (lower-case hex), once keyed. */
+    int keyed;
+    char key[XB_BOSH_KEY_HEX_LEN + 1];
+
+    /* §9: the client acks responses (it sent ack='1' at creation); we ack requests back. */
+    int acks;
+    uint64_t client_ack;    /* highest rid the client says it has all answers up to */
+    uint64_t last_answered; /* highest rid whose answer went to a live request */
+    /* §9.2: the answer to rid `report_for` carries report/time. */
+    uint64_t report_for, report;
+    apr_uint64_t report_ms;
+
+    /* §11/§12 overactivity: arrival of the last request processed in order, and the last
+     * empty request whose empty answer was due to the client's own timing (wait ran out, or a
+     * polling session's immediate answer). */
+    apr_time_t last_arrival;
+    uint64_t poll_rid;
+    apr_time_t poll_arrived;
+    int poll_answered_empty;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -252,11 +283,18 @@ static void orphan_keep(xb_bosh_session_t *s, const xb_cached_t *c)
     s->orphans[s->orphan_n++] = *c;
 }
 
+/* §14.3: with acks the buffer holds every answer the client has not acknowledged (bounded by
+ * the orphan store), without them the last `response_cache`. */
+static int cache_must_keep(const xb_bosh_session_t *s, const xb_cached_t *c)
+{
+    return !s->finished && (c->undelivered || (s->acks && c->rid > s->client_ack));
+}
+
 static void cache_evict_oldest(xb_bosh_session_t *s)
 {
     xb_cached_t *c = cache_at(s, 0);
 
-    if (c->undelivered && !s->finished) {
+    if (cache_must_keep(s, c)) {
         orphan_keep(s, c); /* the data moves along */
     }
     else {
@@ -268,7 +306,8 @@ static void cache_evict_oldest(xb_bosh_session_t *s)
 }
 
 static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int status,
-                                      const char *data, apr_size_t len, int undelivered)
+                                      const char *data, apr_size_t len, int undelivered,
+                                      unsigned resends)
 {
     xb_cached_t *c;
 
@@ -280,10 +319,39 @@ static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int st
     c->status = status;
     c->len = len;
     c->undelivered = undelivered;
+    c->resends = resends;
+    c->sent = s->now;
     c->data = malloc_or_abort(len);
     memcpy(c->data, data, len);
     s->cache_n++;
     return c;
+}
+
+/* §9.2: the client has every answer up to `ack`; their copies are no longer needed. */
+static void cache_drop_acked(xb_bosh_session_t *s, uint64_t ack)
+{
+    unsigned i, kept = 0;
+
+    if (ack <= s->client_ack) {
+        return;
+    }
+    s->client_ack = ack;
+    while (s->cache_n && cache_at(s, 0)->rid <= ack) {
+        xb_cached_t *c = cache_at(s, 0);
+        free(c->data);
+        c->data = NULL;
+        s->cache_first = (s->cache_first + 1) % s->cache_cap;
+        s->cache_n--;
+    }
+    for (i = 0; i < s->orphan_n; i++) {
+        if (s->orphans[i].rid <= ack) {
+            free(s->orphans[i].data);
+        }
+        else {
+            s->orphans[kept++] = s->orphans[i];
+        }
+    }
+    s->orphan_n = kept;
 }
 
 static apr_status_t session_cleanup(void *data)
@@ -340,7 +408,7 @@ static xb_held_t held_pop(xb_bosh_session_t *s)
 static void answer_oldest(xb_bosh_session_t *s);
 
 static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
-                      apr_time_t deadline)
+                      apr_time_t deadline, unsigned resends)
 {
     if (s->held_n == s->held_cap) {
         /* Cannot happen while answer_due() runs after each push; never overrun the array. */
@@ -349,6 +417,7 @@ static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
     s->held[s->held_n].rid = rid;
     s->held[s->held_n].req = req;
     s->held[s->held_n].deadline = deadline;
+    s->held[s->held_n].resends = resends;
     s->held_n++;
 }
 
@@ -418,6 +487,7 @@ static void pending_insert(xb_bosh_session_t *s, xb_request_id_t req,
     p->rid = body->rid;
     p->req = req;
     p->deadline = wait_deadline(s, now);
+    p->arrived = now;
     p->body = body_copy(pool, body);
     for (at = &s->pending; *at && (*at)->rid < p->rid; at = &(*at)->next) {
     }
@@ -432,6 +502,15 @@ static void pending_insert(xb_bosh_session_t *s, xb_request_id_t req,
 static void answer_attrs(const xb_bosh_session_t *s, uint64_t rid, xb_bosh_response_attrs_t *a)
 {
     memset(a, 0, sizeof(*a));
+    /* §9.1: rid_hi is the highest RID received with all lower ones received. Always on the
+     * creation response (it commits us to acks), then only where it says something new. */
+    if (s->acks && (rid == s->creation_rid || s->rid_hi != rid)) {
+        a->ack = s->rid_hi;
+    }
+    if (rid == s->report_for && s->report) {
+        a->report = s->report;
+        a->time_ms = s->report_ms;
+    }
     if (rid != s->creation_rid) {
         return;
     }
@@ -445,6 +524,8 @@ static void answer_attrs(const xb_bosh_session_t *s, uint64_t rid, xb_bosh_respo
     a->polling = s->polling;
     a->ver = s->ver;
     a->from = s->from;
+    a->maxpause = s->max_pause;
+    a->accept = s->accept;
 }
 
 /* Answers the oldest held RID with everything queued and caches the answer; an orphan's
@@ -461,8 +542,15 @@ static void answer_oldest(xb_bosh_session_t *s)
     payload = queue_take(s, s->scratch, &plen);
     answer_attrs(s, h.rid, &attrs);
     body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
-    c = cache_store(s, h.rid, 200, body, blen, !h.req);
+    c = cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
     apr_pool_clear(s->scratch);
+    if (h.req && h.rid > s->last_answered) {
+        s->last_answered = h.rid;
+    }
+    /* §12: an empty poll answered empty (in a polling session every answer is immediate). */
+    if (h.rid == s->poll_rid && !plen) {
+        s->poll_answered_empty = 1;
+    }
     if (!h.req) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02013) "session %s: answer for rid %" APR_UINT64_T_FMT
@@ -623,27 +711,79 @@ static void end_session(xb_bosh_session_t *s)
     s->finished = 1;
 }
 
-/* A request the session cannot accept ends it (§14.2, §14.3): the older held requests get
- * their answers first, then the culprit the terminal condition. */
+/* §17.2 other-request: every other request of the session still waiting is told that another
+ * one ended the session. The oldest also gets whatever the server sent (nothing is lost that
+ * could still be delivered; the queue is empty while a request is held anyway). */
+static void fail_others(xb_bosh_session_t *s)
+{
+    xb_pending_t *p;
+    const char *payload, *body;
+    apr_size_t plen, len;
+    int status;
+
+    payload = queue_take(s, s->scratch, &plen);
+    while (s->held_n) {
+        xb_held_t h = held_pop(s);
+        if (h.req) {
+            build_terminal(s, s->scratch, XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
+                           &len);
+            respond(s, h.req, status, body, len);
+            payload = NULL;
+            plen = 0;
+        }
+    }
+    for (p = s->pending; p; p = p->next) {
+        if (p->req) {
+            build_terminal(s, s->scratch, XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
+                           &len);
+            respond(s, p->req, status, body, len);
+            payload = NULL;
+            plen = 0;
+            p->req = 0;
+            s->pending_live--;
+        }
+    }
+    apr_pool_clear(s->scratch);
+}
+
+/* A request the session cannot accept ends it (§11, §14.2, §14.3, §15): the other waiting
+ * requests get other-request, the culprit the terminal condition. */
 static void fail_request(xb_bosh_session_t *s, xb_request_id_t req, xb_bosh_condition_t cond)
 {
     const char *body;
     apr_size_t len;
     int status;
 
-    flush_held(s);
+    fail_others(s);
     build_terminal(s, s->scratch, cond, NULL, 0, &status, &body, &len);
     respond(s, req, status, body, len);
     apr_pool_clear(s->scratch);
     end_session(s);
 }
 
-/* §13: forward the payload, answer the terminate request with type='terminate'. */
+/* §11, §12, §14.3 limits: the session ends with policy-violation, and the owner counts it. */
+static void fail_overactive(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid,
+                            const char *why)
+{
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02100) "session %s: %s at rid %" APR_UINT64_T_FMT ": policy-violation",
+           s->tag, why, (apr_uint64_t)rid);
+    if (s->io.note) {
+        s->io.note(s->baton, XB_NOTE_OVERACTIVITY);
+    }
+    fail_request(s, req, XB_COND_POLICY_VIOLATION);
+}
+
+/* §13: forward the payload; the oldest held request gets type='terminate' (with anything the
+ * server sent), the other held ones empty bodies, the terminate request type='terminate'. */
 static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
                              const xb_bosh_body_t *body)
 {
+    xb_bosh_response_attrs_t attrs;
+    const char *payload;
     char *answer;
-    apr_size_t len;
+    apr_size_t len, plen;
+    int first = 1;
 
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02006) "session %s: client terminated the session at rid %" APR_UINT64_T_FMT,
@@ -652,7 +792,28 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
     s->rid_hi = body->rid;
-    flush_held(s);
+    payload = queue_take(s, s->scratch, &plen);
+    while (s->held_n) {
+        xb_held_t h = held_pop(s);
+        if (!h.req) {
+            continue;
+        }
+        if (first) {
+            answer = xb_bosh_terminate_build(s->scratch, XB_COND_NONE, &len);
+            if (plen) {
+                /* The same plain terminate, with the payload inside. */
+                answer = apr_pstrcat(s->scratch, apr_pstrndup(s->scratch, answer, len - 2), ">",
+                                     apr_pstrmemdup(s->scratch, payload, plen), "</body>", NULL);
+                len = strlen(answer);
+            }
+            first = 0;
+        }
+        else {
+            memset(&attrs, 0, sizeof(attrs));
+            answer = xb_bosh_response_build(s->scratch, &attrs, NULL, 0, &len);
+        }
+        respond(s, h.req, 200, answer, len);
+    }
     answer = xb_bosh_terminate_build(s->scratch, XB_COND_NONE, &len);
     respond(s, req, 200, answer, len);
     apr_pool_clear(s->scratch);
@@ -700,12 +861,202 @@ static xb_request_id_t take_oldest_live(xb_bosh_session_t *s)
 /* ------------------------------------------------------------------------------------------ */
 /* Requests */
 
+/* §15.4: a keyed session's request must carry the key that hashes to the last one. The first
+ * request (creation) may start keying with newkey; a key plus newkey switches sequences
+ * (§15.5). False: the request must not be processed. */
+static int key_accepted(xb_bosh_session_t *s, const xb_bosh_body_t *body)
+{
+    if (!s->keyed) {
+        return 1;
+    }
+    if (!xb_bosh_key_matches(body->key, s->key)) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02101) "session %s: rid %" APR_UINT64_T_FMT " %s: item-not-found",
+               s->tag, (apr_uint64_t)body->rid,
+               body->key ? "carries a key that does not match" : "carries no key");
+        return 0;
+    }
+    /* The next request must hash to this one's key, or to the new sequence's first key. */
+    apr_cpystrn(s->key, body->newkey ? body->newkey : body->key, sizeof(s->key));
+    for (char *c = s->key; *c; c++) {
+        *c = (char)apr_tolower((unsigned char)*c);
+    }
+    return 1;
+}
+
+static void set_initial_key(xb_bosh_session_t *s, const char *newkey)
+{
+    if (newkey && *newkey) {
+        s->keyed = 1;
+        apr_cpystrn(s->key, newkey, sizeof(s->key));
+        for (char *c = s->key; *c; c++) {
+            *c = (char)apr_tolower((unsigned char)*c);
+        }
+    }
+}
+
+/* Requests the client is waiting on right now (HTTP requests still open). */
+static unsigned live_requests(const xb_bosh_session_t *s)
+{
+    unsigned i, n = s->pending_live;
+
+    for (i = 0; i < s->held_n; i++) {
+        if (s->held[i].req) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int is_pause(const xb_bosh_session_t *s, const xb_bosh_body_t *body)
+{
+    /* Without maxpause the client MUST NOT send pause (§10); if it does, the request is an
+     * ordinary one: nothing was promised, and ending a session over it helps nobody. */
+    return body->has_pause && s->max_pause;
+}
+
+/* §12 is about polling sessions (wait or hold 0). In a long-polling session an empty answer
+ * comes when the client's own wait ran out, and §10 wants the next request "as soon as
+ * possible": that must never count as polling too fast, whatever wait the client chose. */
+static int is_polling_session(const xb_bosh_session_t *s)
+{
+    return s->hold == 0 || s->wait == 0;
+}
+
+/* An empty request asks only for payloads (§8). A restart carries a meaning of its own. */
+static int is_empty_request(const xb_bosh_body_t *body)
+{
+    return !body->payload_len && !body->restart && !body->has_pause && !is_terminate(body);
+}
+
+/* §11 and §12, counted when the request is processed in RID order and only for requests whose
+ * HTTP request is still open (a re-send is never a new request). Returns the reason for a
+ * policy-violation, or NULL.
+ *
+ * Why Strophe (Converse) never trips these, hold=1 and requests=2, including a prebound session
+ * it attached to: it sends an empty request only when none of its requests is in flight, and at
+ * most two at a time. Its second request while one is held carries data, so §11's second rule
+ * (last request empty) does not apply, and the held one is answered as that second one arrives,
+ * before the client can send a third. An empty request right after an answer finds nothing
+ * held. §12 applies to polling sessions only (is_polling_session). */
+static const char *overactive(xb_bosh_session_t *s, const xb_bosh_body_t *body,
+                              apr_time_t arrived)
+{
+    unsigned outstanding = live_requests(s) + 1;
+    int empty = is_empty_request(body);
+    int may_exceed = is_terminate(body) || is_pause(s, body);
+    const xb_pending_t *p;
+
+    /* The last of the sequence may be an early one still waiting for this one. */
+    for (p = s->pending; p && !may_exceed; p = p->next) {
+        may_exceed = p->req && (is_terminate(p->body) || is_pause(s, p->body));
+    }
+
+    if (outstanding > s->requests + (may_exceed ? 1 : 0)) {
+        return "more simultaneous requests than 'requests'";
+    }
+    /* Narrowed to two empty requests: a request carrying data is no poll, and a client that
+     * keeps an empty request open beside a data request (xbtest's BoshClient, others) only
+     * costs the early answer of the data request, which over_hold gives anyway. */
+    if (empty && s->polling && s->requests >= 2 && outstanding == s->requests && !s->pending_live
+        && s->poll_rid && body->rid == s->poll_rid + 1
+        && arrived - s->last_arrival < apr_time_from_sec(s->polling)) {
+        return "'requests' simultaneous requests, the last empty, within 'polling'";
+    }
+    if (empty && s->polling && is_polling_session(s) && s->poll_rid
+        && body->rid == s->poll_rid + 1
+        && s->poll_answered_empty && arrived - s->poll_arrived < apr_time_from_sec(s->polling)) {
+        return "two empty requests within 'polling' after an empty answer";
+    }
+    return NULL;
+}
+
+/* §9.2: the client acknowledges answers; one behind what we answered gets a report at once. */
+static int client_acks(xb_bosh_session_t *s, const xb_bosh_body_t *body)
+{
+    uint64_t ack;
+    const xb_cached_t *c;
+
+    if (!s->acks) {
+        return 0;
+    }
+    /* Without `ack` the client says it has every earlier answer (§9.2). */
+    ack = body->has_ack ? body->ack : body->rid - 1;
+    ack = ack < s->rid_hi ? ack : s->rid_hi; /* never beyond what was received */
+    if (ack < s->last_answered && (c = cache_find(s, ack + 1)) != NULL) {
+        apr_time_t since = s->now > c->sent ? s->now - c->sent : 0;
+        apr_uint64_t ms = (apr_uint64_t)apr_time_as_msec(since);
+        s->report_for = body->rid;
+        s->report = ack + 1;
+        s->report_ms = ms > 65535 ? 65535 : ms; /* `time` is an unsignedShort (§22) */
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02102) "session %s: client ack %" APR_UINT64_T_FMT " is behind rid %"
+                              APR_UINT64_T_FMT ": report",
+               s->tag, (apr_uint64_t)ack, (apr_uint64_t)s->last_answered);
+        cache_drop_acked(s, ack);
+        return 1;
+    }
+    cache_drop_acked(s, ack);
+    return 0;
+}
+
+/* §10: answer everything held now, the pause request without payload (and not cached:
+ * §14.3 keeps no pause responses), then allow `pause` seconds of silence. */
+static void client_pause(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_body_t *body)
+{
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+           XBLOGNO(02103) "session %s: paused for %u s at rid %" APR_UINT64_T_FMT, s->tag,
+           body->pause, (apr_uint64_t)body->rid);
+    if (body->payload_len) {
+        s->io.send_to_server(s->baton, body->payload, body->payload_len);
+    }
+    s->rid_hi = body->rid;
+    flush_held(s);
+    respond_plain(s, req, 0);
+    s->idle_limit = body->pause;
+}
+
 /* One request in RID order. `deadline` is when its wait runs out (its arrival + wait). */
 static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
-                            const xb_bosh_body_t *body, apr_time_t deadline, apr_time_t now)
+                            const xb_bosh_body_t *body, apr_time_t deadline, apr_time_t arrived,
+                            unsigned resends, apr_time_t now)
 {
+    const char *why;
+    int report;
+
+    if (!key_accepted(s, body)) {
+        fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
+        return;
+    }
+    if (req && s->requests && (why = overactive(s, body, arrived)) != NULL) {
+        fail_overactive(s, req, body->rid, why);
+        return;
+    }
+    s->last_arrival = arrived;
+    if (is_empty_request(body)) {
+        s->poll_rid = body->rid;
+        s->poll_arrived = arrived;
+        s->poll_answered_empty = 0;
+    }
+    else {
+        s->poll_rid = 0;
+    }
+    report = client_acks(s, body);
     if (is_terminate(body)) {
         client_terminate(s, req, body);
+        return;
+    }
+    if (is_pause(s, body)) {
+        if (body->pause > s->max_pause) {
+            xb_log(XB_LOG_MARK, XB_LOG_INFO,
+                   XBLOGNO(02104) "session %s: pause %u s is longer than maxpause %u s: "
+                                  "policy-violation",
+                   s->tag, body->pause, s->max_pause);
+            fail_request(s, req, XB_COND_POLICY_VIOLATION);
+        }
+        else {
+            client_pause(s, req, body);
+        }
         return;
     }
     if (body->restart) {
@@ -719,7 +1070,11 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
     s->rid_hi = body->rid;
-    held_push(s, body->rid, req, deadline);
+    held_push(s, body->rid, req, deadline, resends);
+    if (report) {
+        /* Answered at once, after every older held one (RID order). */
+        flush_held(s);
+    }
     answer_due(s, now);
 }
 
@@ -729,7 +1084,7 @@ static void process_in_order(xb_bosh_session_t *s, xb_request_id_t req,
 {
     xb_pending_t *p;
 
-    process_request(s, req, body, wait_deadline(s, now), now);
+    process_request(s, req, body, wait_deadline(s, now), now, 0, now);
     while (!s->finished && (p = s->pending) != NULL && p->rid == s->rid_hi + 1) {
         s->pending = p->next;
         if (p->req) {
@@ -737,9 +1092,17 @@ static void process_in_order(xb_bosh_session_t *s, xb_request_id_t req,
         }
         /* A live request keeps the wait it has been serving since it arrived; one that went
          * away (or got its recoverable error) gives its re-send a whole wait to take the slot. */
-        process_request(s, p->req, p->body, p->req ? p->deadline : wait_deadline(s, now), now);
+        process_request(s, p->req, p->body, p->req ? p->deadline : wait_deadline(s, now),
+                        p->arrived, p->resends, now);
         apr_pool_destroy(p->pool);
     }
+}
+
+/* §14.3 MAY limit repeats: one more re-send of a RID than max_replays ends the session. */
+static int too_many_resends(const xb_bosh_session_t *s, unsigned *resends)
+{
+    (*resends)++;
+    return s->max_replays && *resends > s->max_replays;
 }
 
 /* rid_hi + 1 < rid <= rid_hi + requests: keep it until the gap fills (§14.2). */
@@ -761,6 +1124,10 @@ static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02018) "session %s: early rid %" APR_UINT64_T_FMT " sent again",
            s->tag, (apr_uint64_t)body->rid);
+    if (too_many_resends(s, &p->resends)) {
+        fail_overactive(s, req, body->rid, "one request re-sent more than XmppBridgeMaxReplays");
+        return;
+    }
     if (p->req) {
         respond_plain(s, p->req, 1);
     }
@@ -782,13 +1149,17 @@ static void note(const xb_bosh_session_t *s, xb_bosh_note_t what)
 static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid,
                            apr_time_t now)
 {
-    const xb_cached_t *c = cache_find(s, rid);
+    xb_cached_t *c = (xb_cached_t *)cache_find(s, rid);
     xb_held_t *h;
 
     if (c) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02002) "session %s: rid %" APR_UINT64_T_FMT " sent again, replayed",
                s->tag, (apr_uint64_t)rid);
+        if (too_many_resends(s, &c->resends)) {
+            fail_overactive(s, req, rid, "one request re-sent more than XmppBridgeMaxReplays");
+            return;
+        }
         note(s, XB_NOTE_REPLAY);
         respond(s, req, c->status, c->data, c->len);
         return;
@@ -800,6 +1171,10 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
                s->tag, (apr_uint64_t)rid,
                h->req ? ", the older request gets a recoverable error" : "");
         note(s, XB_NOTE_HELD_RESEND);
+        if (too_many_resends(s, &h->resends)) {
+            fail_overactive(s, req, rid, "one request re-sent more than XmppBridgeMaxReplays");
+            return;
+        }
         /* Never echo the request back to its sender: the old one gets type='error'. */
         if (h->req) {
             respond_plain(s, h->req, 1);
@@ -823,7 +1198,8 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     apr_size_t len;
     int status;
 
-    /* Attached: from now on the ordinary inactivity applies. */
+    s->now = now;
+    /* Attached: from now on the ordinary inactivity applies (§10: and a pause ends). */
     s->idle_limit = s->inactivity;
     if (s->finished) {
         /* The owner should have removed us; still, never leave a request unanswered. */
@@ -845,7 +1221,8 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     else if (body->rid <= s->rid_hi) {
         resend_request(s, req, body->rid, now);
     }
-    else if (body->rid - s->rid_hi > s->requests) {
+    else if (body->rid - s->rid_hi > s->requests + (is_terminate(body) || is_pause(s, body))) {
+        /* §11: a pause or terminate may come on top of `requests`. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
                XBLOGNO(02004) "session %s: rid %" APR_UINT64_T_FMT " is above the window (%"
                               APR_UINT64_T_FMT " + %u): item-not-found",
@@ -867,6 +1244,7 @@ void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr
     xb_pending_t *p;
     int i;
 
+    s->now = now;
     if (s->finished || !req) {
         return;
     }
@@ -889,6 +1267,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
     xb_pending_t *p;
     int i;
 
+    s->now = now;
     if (s->finished || !req) {
         return;
     }
@@ -914,6 +1293,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
 void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
                                  apr_time_t now)
 {
+    s->now = now;
     if (s->finished || s->terminal_pending) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02014) "session %s: %" APR_SIZE_T_FMT " bytes from the server after the "
@@ -937,6 +1317,7 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
 {
     xb_request_id_t req;
 
+    s->now = now;
     if (s->finished || s->terminal_pending) {
         close_stream_once(s);
         return;
@@ -975,6 +1356,7 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
 
 void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now)
 {
+    s->now = now;
     if (s->finished) {
         return;
     }
@@ -1068,6 +1450,9 @@ static void negotiate_limits(xb_bosh_session_t *s, const xb_bosh_body_t *c,
     s->idle_limit = limits->inactivity;
     s->polling = limits->polling;
     s->max_queued_bytes = limits->max_queued_bytes;
+    s->max_replays = limits->max_replays;
+    s->max_pause = limits->max_pause;
+    s->accept = limits->accept ? apr_pstrdup(s->pool, limits->accept) : NULL;
 }
 
 xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
@@ -1096,6 +1481,11 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
 
     s->creation_rid = s->rid_hi = creation->rid;
+    s->now = s->last_arrival = now;
+    s->content = creation->content ? apr_pstrdup(pool, creation->content) : NULL;
+    /* §9.2: ack='1' at creation commits the client to acks, and so do we (§9.1). */
+    s->acks = creation->has_ack && creation->ack == 1;
+    set_initial_key(s, creation->newkey);
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
            XBLOGNO(02001) "session %s created: rid %" APR_UINT64_T_FMT
                           ", wait %u, hold %u, requests %u, ver %s",
@@ -1104,7 +1494,7 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     if (creation->payload && creation->payload_len) {
         s->io.send_to_server(s->baton, creation->payload, creation->payload_len);
     }
-    held_push(s, creation->rid, req, wait_deadline(s, now));
+    held_push(s, creation->rid, req, wait_deadline(s, now), 0);
     update_idle(s, now, 1);
     return s;
 }
@@ -1142,6 +1532,7 @@ xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char 
     apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
     /* The browser's first request carries next_rid: everything below it counts as done. */
     s->creation_rid = s->rid_hi = next_rid - 1;
+    s->now = s->last_arrival = now;
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
            XBLOGNO(02019) "session %s prebound: waits up to %u s for the browser to attach",
            s->tag, s->idle_limit);
@@ -1188,4 +1579,9 @@ unsigned xb_bosh_session_held_count(const xb_bosh_session_t *s)
 int xb_bosh_session_has_ver(const xb_bosh_session_t *s)
 {
     return s->ver != NULL;
+}
+
+const char *xb_bosh_session_content(const xb_bosh_session_t *s)
+{
+    return s->content;
 }

@@ -50,6 +50,8 @@ static const struct {
     { "max_per_address", F_UNSIGNED, offsetof(xb_config_t, max_per_address) },
     { "front_proxy_timeout", F_UNSIGNED, offsetof(xb_config_t, front_proxy_timeout) },
     { "gzip", F_UNSIGNED, offsetof(xb_config_t, gzip) },
+    { "max_replays", F_UNSIGNED, offsetof(xb_config_t, max_replays) },
+    { "max_pause", F_UNSIGNED, offsetof(xb_config_t, max_pause) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

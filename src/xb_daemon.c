@@ -297,6 +297,7 @@ static void io_note(void *baton, xb_bosh_note_t what)
     bridge_session_t *s = baton;
     xb_counter_t c = what == XB_NOTE_REPLAY ? XB_CNT_REPLAYS
                      : what == XB_NOTE_WINDOW_VIOLATION ? XB_CNT_WINDOW_VIOLATIONS
+                     : what == XB_NOTE_OVERACTIVITY ? XB_CNT_OVERACTIVITY
                                                         : XB_CNT_HELD_RESENDS;
 
     xb_shm_table_count(s->d->table, c, 1);
@@ -730,6 +731,13 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body,
     xb_bosh_condition_t cond = XB_COND_NONE;
     bridge_session_t *s;
 
+    if (!body->to) {
+        /* XEP-0124 §17.2: the creation request says no server to reach. */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04100) "session creation refused: no 'to' "
+               "(improper-addressing)");
+        conn_send_terminate(conn, XB_COND_IMPROPER_ADDRESSING, body->ver == NULL);
+        return;
+    }
     if (!domain) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04008) "session creation refused: domain '%.255s' "
                "is not configured (XmppBridgeDomain)", body->to ? body->to : "(no 'to')");
@@ -1218,6 +1226,8 @@ static void apply_limits(xb_daemon_t *d)
     d->limits.response_cache = d->conf->response_cache;
     d->limits.max_queued_bytes = d->conf->max_queued_bytes;
     d->limits.accept = d->conf->gzip ? "gzip" : NULL;
+    d->limits.max_replays = d->conf->max_replays;
+    d->limits.max_pause = d->conf->max_pause;
 }
 
 static int peer_is_admin(ipc_conn_t *conn)

@@ -318,6 +318,7 @@ static const char *const counter_names[XB_CNT_COUNT] = {
     [XB_CNT_REFUSED_TABLE_FULL] = "refused_table_full",
     [XB_CNT_REFUSED_CROSS_SITE] = "refused_cross_site",
     [XB_CNT_HOST_GONE] = "host_gone",
+    [XB_CNT_OVERACTIVITY] = "overactivity",
 };
 
 const char *xb_counter_name(xb_counter_t c)

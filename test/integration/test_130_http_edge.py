@@ -290,9 +290,6 @@ def test_142_gzip_responses(edge, client, users):
     assert "content-encoding" not in r.headers
 
 
-@pytest.mark.xfail(reason="needs the creation-response hook in xb_bosh_session.c "
-                          "(answer_attrs: a->accept = the limits' accept); see h-edge report",
-                   strict=False)
 def test_143_accept_advertised_only_with_mod_deflate(edge, plain, prosody):
     c = BoshClient(edge.url("/http-bind"), prosody.domain, wait=5)
     assert c.create().get("accept") == "gzip"

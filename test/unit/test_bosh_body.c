@@ -928,6 +928,35 @@ static void test_response_recoverable_error(void **state)
     assert_string_equal(build(&a, NULL), RESP_HEAD " type='error'/>");
 }
 
+/* §9.2 report/time, §9.1 ack, §7.2 accept and maxpause (creation only). */
+static void test_response_ack_report_accept(void **state)
+{
+    xb_bosh_response_attrs_t a;
+    const char *out;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.ack = 12;
+    a.report = 11;
+    a.time_ms = 852;
+    assert_string_equal(build(&a, NULL), RESP_HEAD " ack='12' report='11' time='852'/>");
+    memset(&a, 0, sizeof(a));
+    a.accept = "gzip";
+    a.maxpause = 120;
+    assert_string_equal(build(&a, NULL), RESP_HEAD "/>"); /* not a creation response */
+    a.creation = 1;
+    a.sid = "s";
+    out = build(&a, NULL);
+    assert_non_null(strstr(out, " maxpause='120'"));
+    assert_non_null(strstr(out, " accept='gzip'"));
+    assert_true(well_formed(out, strlen(out)));
+    a.accept = NULL;
+    a.maxpause = 0;
+    out = build(&a, NULL);
+    assert_null(strstr(out, "maxpause"));
+    assert_null(strstr(out, "accept"));
+}
+
 static void test_terminate_build(void **state)
 {
     xb_bosh_condition_t c;
@@ -1003,6 +1032,21 @@ static void test_payload_round_trip(void **state)
     assert_memory_equal(out + strlen(RESP_HEAD ">"), b->payload, b->payload_len);
 }
 
+/* §17.1: after a failed parse the glue still tells a legacy creation (no sid, no ver) apart. */
+static void test_legacy_hint(void **state)
+{
+    const char *no_ver = "<body xmlns='http://jabber.org/protocol/httpbind' rid='9007199254740992'"
+                         " to='x'/>";
+    const char *with_ver = "<body xmlns='http://jabber.org/protocol/httpbind' rid='0' ver='1.6'/>";
+    const char *with_sid = "<body xmlns='http://jabber.org/protocol/httpbind' rid='x' sid='s'/>";
+    (void)state;
+    assert_int_equal(xb_bosh_body_legacy_hint(no_ver, strlen(no_ver)), 1);
+    assert_int_equal(xb_bosh_body_legacy_hint(with_ver, strlen(with_ver)), 0);
+    assert_int_equal(xb_bosh_body_legacy_hint(with_sid, strlen(with_sid)), 0);
+    assert_int_equal(xb_bosh_body_legacy_hint("<<<", 3), 0);
+    assert_int_equal(xb_bosh_body_legacy_hint("", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1051,11 +1095,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_terminate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_see_other_uri, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_recoverable_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_ack_report_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_build, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_xml_escape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payload_round_trip, setup, teardown),
+        cmocka_unit_test(test_legacy_hint),
     };
     int rc;
 

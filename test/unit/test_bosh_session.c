@@ -18,6 +18,9 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 
+#include <ctype.h>
+
+#include "xb_bosh_key.h"
 #include "xb_bosh_session.h"
 #include "xb_log.h"
 
@@ -40,6 +43,7 @@ typedef struct recorder {
     size_t n_sent, cap_sent;
     unsigned restarts;
     unsigned closes;
+    unsigned notes[8]; /* by xb_bosh_note_t */
     unsigned char answered[MAX_REQ_IDS]; /* never respond twice to one request id */
 } recorder_t;
 
@@ -113,6 +117,12 @@ static void rec_close(void *baton)
     ((recorder_t *)baton)->closes++;
 }
 
+static void rec_note(void *baton, xb_bosh_note_t what)
+{
+    assert_true((unsigned)what < 8);
+    ((recorder_t *)baton)->notes[what]++;
+}
+
 /* Forgets what was recorded (not which ids were answered). */
 static void rec_clear(recorder_t *r)
 {
@@ -172,6 +182,9 @@ static int setup(void **state)
     f->io.send_to_server = rec_send;
     f->io.restart_stream = rec_restart;
     f->io.close_stream = rec_close;
+    f->io.note = rec_note;
+    f->limits.max_replays = 10;
+    f->limits.max_pause = 120;
     f->next_req = 1;
     *state = f;
     return 0;
@@ -651,9 +664,10 @@ static void test_out_of_window_item_not_found(void **state)
     r4 = send_req(f, RID0 + 4, "<x/>", T0 + SEC(2)); /* requests = 2: window ends at +3 */
     assert_int_equal(f->rec.n_sent, 0);
     assert_int_equal(f->rec.n_answers, 2);
-    /* The held one first (RID order), empty; then the culprit. */
+    /* The held one first (RID order), told another request ended the session (§17.2); then
+     * the culprit. */
     assert_int_equal(f->rec.answers[0].req, r1);
-    assert_true(is_plain(&f->rec.answers[0]));
+    assert_contains(f->rec.answers[0].body, "condition='other-request'");
     a = &f->rec.answers[1];
     assert_int_equal(a->req, r4);
     assert_int_equal(a->status, 200);
@@ -845,8 +859,11 @@ static void test_client_terminate(void **state)
     assert_int_equal(f->rec.n_sent, 1);
     assert_string_equal(f->rec.sent[0], "<presence type='unavailable'/>");
     assert_int_equal(f->rec.n_answers, 2);
+    /* §13: the oldest held request gets type='terminate' too. */
     assert_int_equal(f->rec.answers[0].req, r1);
     assert_true(is_empty_body(&f->rec.answers[0]));
+    assert_contains(f->rec.answers[0].body, "type='terminate'");
+    assert_not_contains(f->rec.answers[0].body, "condition=");
     a = &f->rec.answers[1];
     assert_int_equal(a->req, r2);
     assert_int_equal(a->status, 200);
@@ -1232,6 +1249,639 @@ static void test_prebound_unattached_session_ends_at_grace(void **state)
     assert_int_equal(f->rec.n_answers, 0);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* §14.3 repeat limit, §15 keys, §10 pause, §11/§12 overactivity, §9 acks, §7.2 attributes */
+
+#define K1 "e509dc2b2747d7f6100e2e059ad91a329fe77181"
+#define K2 "dec2904f0f062f4eca2c5d367dc868c3bfeb90bd"
+#define K3 "d583ba24c90d5c3eef28735c57d66a45088c32ca"
+
+static int is_terminal(const answer_t *a, const char *cond)
+{
+    char want[64];
+
+    snprintf(want, sizeof(want), "condition='%s'", cond);
+    return a && a->status == 200 && strstr(a->body, "type='terminate'") && strstr(a->body, want);
+}
+
+static void test_replay_limit(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    unsigned i;
+
+    f->limits.max_replays = 3;
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, "<message/>", T0 + SEC(1));
+    for (i = 0; i < 3; i++) {
+        r = send_req(f, RID0 + 1, NULL, T0 + SEC(2));
+        assert_contains(answer_for(f, r)->body, "<message/>");
+    }
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_true(is_terminal(answer_for(f, r), "policy-violation"));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 1);
+}
+
+static void test_replay_limit_held_and_unlimited(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r = 0;
+    unsigned i;
+
+    /* A held RID sent again counts too. */
+    f->limits.max_replays = 2;
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    for (i = 0; i < 3; i++) {
+        r = send_req(f, RID0 + 1, NULL, T0 + SEC(2));
+    }
+    assert_true(is_terminal(answer_for(f, r), "policy-violation"));
+    /* The request it replaced was told another request ended the session. */
+    assert_true(is_terminal(answer_for(f, r - 1), "other-request"));
+}
+
+static void test_replay_unlimited(void **state)
+{
+    fixture_t *f = *state;
+    unsigned i;
+
+    f->limits.max_replays = 0;
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, "<message/>", T0 + SEC(1));
+    for (i = 0; i < 50; i++) {
+        send_req(f, RID0 + 1, NULL, T0 + SEC(2));
+    }
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void create_keyed(fixture_t *f, const char *newkey)
+{
+    xb_bosh_body_t c = creation_body();
+
+    c.newkey = newkey;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    rec_clear(&f->rec);
+}
+
+static xb_request_id_t send_keyed(fixture_t *f, uint64_t rid, const char *key, const char *newkey,
+                                  const char *payload, apr_time_t now)
+{
+    xb_bosh_body_t b = make_body(rid, payload);
+
+    b.key = key;
+    b.newkey = newkey;
+    return send_body(f, &b, now);
+}
+
+static void test_key_sequence_and_switch(void **state)
+{
+    fixture_t *f = *state;
+    char k2b[41], k3b[41];
+    xb_request_id_t r;
+
+    /* A second sequence K'(1..3) from another seed, for the §15.5 switch. */
+    xb_bosh_key_hash("another-seed", k2b); /* K'(1) */
+    strcpy(k3b, k2b);
+    xb_bosh_key_hash(k3b, k2b);            /* K'(2) */
+    xb_bosh_key_hash(k2b, k3b);            /* K'(3) */
+
+    create_keyed(f, K3);
+    send_keyed(f, RID0 + 1, K2, NULL, "<a/>", T0 + SEC(1));
+    send_keyed(f, RID0 + 2, K1, k3b, "<b/>", T0 + SEC(2)); /* last key + new sequence */
+    send_keyed(f, RID0 + 3, k2b, NULL, "<c/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 3);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    /* The old sequence is spent. */
+    r = send_keyed(f, RID0 + 4, K1, NULL, "<d/>", T0 + SEC(4));
+    assert_int_equal(f->rec.n_sent, 3); /* not processed */
+    assert_true(is_terminal(answer_for(f, r), "item-not-found"));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_key_missing_or_wrong(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+
+    create_keyed(f, K3);
+    r1 = send_keyed(f, RID0 + 1, K2, NULL, NULL, T0 + SEC(1));
+    r2 = send_keyed(f, RID0 + 2, NULL, NULL, "<evil/>", T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_true(is_terminal(answer_for(f, r1), "other-request"));
+    assert_true(is_terminal(answer_for(f, r2), "item-not-found"));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_key_wrong_value(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_keyed(f, K3);
+    r = send_keyed(f, RID0 + 1, K3, NULL, "<evil/>", T0 + SEC(1)); /* newkey itself */
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_true(is_terminal(answer_for(f, r), "item-not-found"));
+}
+
+static void test_key_case_insensitive(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+    char upper[41];
+    unsigned i;
+
+    for (i = 0; i < 40; i++) {
+        upper[i] = (char)toupper((unsigned char)K3[i]);
+    }
+    upper[40] = '\0';
+    create_keyed(f, upper);
+    r = send_keyed(f, RID0 + 1, K2, NULL, "<a/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_null(answer_for(f, r)); /* held, not refused */
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_key_replay_not_checked_again(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_keyed(f, K3);
+    send_keyed(f, RID0 + 1, K2, NULL, NULL, T0 + SEC(1));
+    server(f, "<m/>", T0 + SEC(1));
+    /* The identical re-send: K2 no longer hashes to the expected key, yet it is a replay. */
+    r = send_keyed(f, RID0 + 1, K2, NULL, NULL, T0 + SEC(2));
+    assert_contains(answer_for(f, r)->body, "<m/>");
+    assert_false(xb_bosh_session_is_finished(f->s));
+    send_keyed(f, RID0 + 2, K1, NULL, "<a/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_key_out_of_order_checked_in_rid_order(void **state)
+{
+    fixture_t *f = *state;
+
+    create_keyed(f, K3);
+    send_keyed(f, RID0 + 2, K1, NULL, "<second/>", T0 + SEC(1)); /* early */
+    assert_int_equal(f->rec.n_sent, 0);
+    send_keyed(f, RID0 + 1, K2, NULL, "<first/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_string_equal(f->rec.sent[0], "<first/>");
+    assert_string_equal(f->rec.sent[1], "<second/>");
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+static xb_request_id_t send_pause(fixture_t *f, uint64_t rid, unsigned pause, apr_time_t now)
+{
+    xb_bosh_body_t b = make_body(rid, NULL);
+
+    b.has_pause = 1;
+    b.pause = pause;
+    return send_body(f, &b, now);
+}
+
+static void test_pause(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, rp, r3;
+    const answer_t *a;
+
+    create(f);
+    server(f, "<stream:features/>", T0);
+    assert_contains(f->rec.answers[0].body, "maxpause='120'");
+    rec_clear(&f->rec);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    rp = send_pause(f, RID0 + 2, 100, T0 + SEC(2));
+    assert_int_equal(f->rec.n_answers, 2);
+    assert_int_equal(f->rec.answers[0].req, r1);
+    assert_int_equal(f->rec.answers[1].req, rp);
+    assert_true(is_empty_body(&f->rec.answers[1]));
+    assert_not_contains(f->rec.answers[1].body, "maxpause");
+    /* Server data during the pause waits; the pause answer never carried it. */
+    server(f, "<message>later</message>", T0 + SEC(3));
+    xb_bosh_session_tick(f->s, T0 + SEC(2 + 99));
+    assert_false(xb_bosh_session_is_finished(f->s)); /* inactivity (60) is not the limit now */
+    r3 = send_req(f, RID0 + 3, NULL, T0 + SEC(2 + 99));
+    a = answer_for(f, r3);
+    assert_non_null(a);
+    assert_contains(a->body, "later");
+    /* The next request restored the ordinary inactivity. */
+    xb_bosh_session_tick(f->s, T0 + SEC(2 + 99 + 60));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
+static void test_pause_shorter_than_inactivity(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    send_pause(f, RID0 + 1, 10, T0 + SEC(1));
+    xb_bosh_session_tick(f->s, T0 + SEC(10));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    xb_bosh_session_tick(f->s, T0 + SEC(11));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_pause_too_long(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, rp;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    rp = send_pause(f, RID0 + 2, 121, T0 + SEC(2));
+    assert_true(is_terminal(answer_for(f, r1), "other-request"));
+    assert_true(is_terminal(answer_for(f, rp), "policy-violation"));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_pause_not_offered(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t rp;
+
+    f->limits.max_pause = 0;
+    create(f);
+    server(f, "<stream:features/>", T0);
+    assert_not_contains(f->rec.answers[0].body, "maxpause");
+    rec_clear(&f->rec);
+    /* The client must not send pause; if it does, the request is an ordinary one. */
+    rp = send_pause(f, RID0 + 1, 100, T0 + SEC(1));
+    assert_null(answer_for(f, rp));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+    xb_bosh_session_tick(f->s, T0 + SEC(31));
+    assert_non_null(answer_for(f, rp));
+    xb_bosh_session_tick(f->s, T0 + SEC(31 + 60));
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_overactivity_too_many_requests(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2, r3;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r3 = send_req(f, RID0 + 3, "<c/>", T0 + SEC(1)); /* early */
+    r2 = send_req(f, RID0 + 2, "<b/>", T0 + SEC(1)); /* three unanswered: requests is 2 */
+    assert_true(is_terminal(answer_for(f, r2), "policy-violation"));
+    assert_true(is_terminal(answer_for(f, r1), "other-request"));
+    assert_true(is_terminal(answer_for(f, r3), "other-request"));
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 1);
+}
+
+static void test_overactivity_terminate_may_exceed(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t b;
+    xb_request_id_t r3;
+
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    b = make_body(RID0 + 3, "<presence type='unavailable'/>");
+    b.type = "terminate";
+    r3 = send_body(f, &b, T0 + SEC(1)); /* early, on top of `requests` */
+    send_req(f, RID0 + 2, "<b/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_contains(answer_for(f, r3)->body, "type='terminate'");
+    assert_not_contains(answer_for(f, r3)->body, "condition=");
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
+static void test_overactivity_empty_within_polling(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r2;
+
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(10));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(11)); /* 2 unanswered, last empty, < polling */
+    assert_true(is_terminal(answer_for(f, r2), "policy-violation"));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 1);
+}
+
+static void test_empty_request_beside_data_request_is_fine(void **state)
+{
+    fixture_t *f = *state;
+
+    /* A client keeping a poll open beside its data request (xbtest's BoshClient). */
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(10));
+    send_req(f, RID0 + 2, "<m/>", T0 + SEC(11));
+    send_req(f, RID0 + 3, NULL, T0 + SEC(11));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
+static void test_overactivity_empty_after_polling_ok(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(10));
+    send_req(f, RID0 + 2, NULL, T0 + SEC(12)); /* polling (2 s) apart: allowed */
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(xb_bosh_session_held_count(f->s), 1);
+}
+
+static void test_polling_session_too_fast(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r;
+
+    c.hold = 0;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(5));
+    send_req(f, RID0 + 2, NULL, T0 + SEC(7)); /* polling apart: fine */
+    assert_false(xb_bosh_session_is_finished(f->s));
+    r = send_req(f, RID0 + 3, NULL, T0 + SEC(8)); /* 1 s after an empty answer */
+    assert_true(is_terminal(answer_for(f, r), "policy-violation"));
+}
+
+static void test_short_wait_long_poll_is_not_polling(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    xb_request_id_t r;
+
+    /* wait (1) below polling (2): each empty answer comes at the wait, the next empty request
+     * right after it (§10 wants it as soon as possible). Not a polling session: allowed. */
+    c.wait = 1;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_tick(f->s, T0 + SEC(2));
+    assert_true(is_empty_body(answer_for(f, r)));
+    r = send_req(f, RID0 + 2, NULL, T0 + SEC(2));
+    xb_bosh_session_tick(f->s, T0 + SEC(3));
+    send_req(f, RID0 + 3, NULL, T0 + SEC(3));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
+static void test_polling_session_data_resets(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+
+    c.hold = 0;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(5));
+    send_req(f, RID0 + 2, "<message/>", T0 + SEC(5)); /* data: not a poll */
+    send_req(f, RID0 + 3, NULL, T0 + SEC(5));
+    server(f, "<message/>", T0 + SEC(5));
+    send_req(f, RID0 + 4, NULL, T0 + SEC(8));
+    assert_false(xb_bosh_session_is_finished(f->s));
+}
+
+/* Strophe's BOSH loop (hold=1, requests=2): an empty request only when none is in flight,
+ * at most two in flight, the second one carrying data. Hours of it never trip §11/§12. */
+static void strophe_pattern(fixture_t *f, uint64_t rid, apr_time_t t)
+{
+    xb_request_id_t held, data;
+    unsigned round;
+
+    held = send_req(f, rid++, NULL, t);
+    for (round = 0; round < 200; round++) {
+        switch (round % 4) {
+        case 0: /* a chat message from the user while the poll is held */
+            data = send_req(f, rid++, "<message><body>hi</body></message>", t);
+            assert_non_null(answer_for(f, held)); /* the held poll is answered at once */
+            t += apr_time_from_msec(200);
+            server(f, "<message><body>echo</body></message>", t);
+            assert_non_null(answer_for(f, data));
+            held = send_req(f, rid++, NULL, t); /* right after the answer */
+            break;
+        case 1: /* a stanza for the user answers the held poll; an empty one follows at once */
+            t += SEC(3);
+            server(f, "<presence/>", t);
+            assert_non_null(answer_for(f, held));
+            held = send_req(f, rid++, NULL, t + apr_time_from_msec(5));
+            break;
+        case 2: /* nothing happens: wait runs out, the next empty poll follows at once */
+            t += SEC(31);
+            xb_bosh_session_tick(f->s, t);
+            assert_non_null(answer_for(f, held));
+            held = send_req(f, rid++, NULL, t + apr_time_from_msec(30));
+            break;
+        default: /* two stanzas from the user in a row, the second while the first is held */
+            data = send_req(f, rid++, "<iq type='get'/>", t + apr_time_from_msec(10));
+            assert_non_null(answer_for(f, held));
+            held = data;
+            data = send_req(f, rid++, "<presence/>", t + apr_time_from_msec(20));
+            assert_non_null(answer_for(f, held));
+            t += SEC(1);
+            server(f, "<iq type='result'/>", t);
+            assert_non_null(answer_for(f, data));
+            held = send_req(f, rid++, NULL, t);
+            break;
+        }
+        assert_false(xb_bosh_session_is_finished(f->s));
+    }
+    assert_int_equal(f->rec.notes[XB_NOTE_OVERACTIVITY], 0);
+}
+
+static void test_strophe_pattern_never_overactive(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+
+    c.wait = 30;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    strophe_pattern(f, RID0 + 1, T0 + apr_time_from_msec(50));
+}
+
+static void test_strophe_pattern_prebound(void **state)
+{
+    fixture_t *f = *state;
+
+    f->limits.max_wait = 30;
+    f->s = xb_bosh_session_create_prebound(f->pool, "sid-p", "example.test", RID0, 120,
+                                           &f->limits, &f->io, &f->rec, T0);
+    /* Page load: Strophe attaches seconds later and starts the same loop. */
+    strophe_pattern(f, RID0, T0 + SEC(4));
+}
+
+static void test_acks(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body(), b;
+    xb_request_id_t r1, r2;
+
+    c.has_ack = 1;
+    c.ack = 1;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    assert_contains(f->rec.answers[0].body, "ack='1000'");
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    b = make_body(RID0 + 2, "<m/>");
+    b.has_ack = 1;
+    b.ack = RID0; /* it has not seen RID0+1's answer yet: that one is still held */
+    r2 = send_body(f, &b, T0 + SEC(2));
+    /* The held one tells the client RID0+2 arrived (§9.1); no report: nothing was behind. */
+    assert_contains(answer_for(f, r1)->body, "ack='1002'");
+    assert_null(answer_for(f, r2));
+    server(f, "<reply/>", T0 + SEC(3));
+    /* Answering the highest RID received: no ack attribute. */
+    assert_not_contains(answer_for(f, r2)->body, "ack=");
+    assert_not_contains(answer_for(f, r2)->body, "report=");
+}
+
+static void test_no_acks_without_ack_at_creation(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    send_req(f, RID0 + 2, "<m/>", T0 + SEC(2));
+    assert_not_contains(answer_for(f, r1)->body, "ack=");
+}
+
+static void test_ack_report(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body(), b;
+    xb_request_id_t r2;
+    const answer_t *a;
+
+    c.has_ack = 1;
+    c.ack = 1;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, "<lost/>", T0 + SEC(1)); /* answered at T0+1; the client never got it */
+    b = make_body(RID0 + 2, NULL);
+    b.has_ack = 1;
+    b.ack = RID0;
+    r2 = send_body(f, &b, T0 + SEC(3));
+    a = answer_for(f, r2);
+    assert_non_null(a); /* at once, not held */
+    assert_contains(a->body, "report='1001'");
+    assert_contains(a->body, "time='2000'");
+    assert_int_equal(xb_bosh_session_held_count(f->s), 0);
+    /* The unacked answer is still there for the re-send. */
+    a = answer_for(f, send_req(f, RID0 + 1, NULL, T0 + SEC(4)));
+    assert_contains(a->body, "<lost/>");
+}
+
+static void test_acks_keep_unacked_drop_acked(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body(), b;
+    xb_request_id_t r;
+    uint64_t rid;
+
+    c.has_ack = 1;
+    c.ack = 1;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    /* Eight answers the client does not acknowledge: more than the cache (5) holds. */
+    for (rid = RID0 + 1; rid <= RID0 + 8; rid++) {
+        b = make_body(rid, NULL);
+        b.has_ack = 1;
+        b.ack = RID0;
+        send_body(f, &b, T0 + SEC(1));
+        server(f, "<x/>", T0 + SEC(1));
+    }
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(2)); /* still there */
+    assert_contains(answer_for(f, r)->body, "<x/>");
+    /* A request without ack acknowledges everything before it (§9.2). */
+    send_req(f, RID0 + 9, NULL, T0 + SEC(3));
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_true(is_terminal(answer_for(f, r), "item-not-found"));
+}
+
+static void test_creation_attributes(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body();
+    const char *body;
+    xb_request_id_t r;
+
+    f->limits.accept = "gzip";
+    c.has_ack = 1;
+    c.ack = 1;
+    c.content = "text/xml; charset=utf-8";
+    c.wait = 45;
+    create_with(f, &c, T0);
+    assert_string_equal(xb_bosh_session_content(f->s), "text/xml; charset=utf-8");
+    server(f, "<stream:features/>", T0);
+    body = f->rec.answers[0].body;
+    assert_contains(body, "sid='sid-1'");
+    assert_contains(body, "wait='45'");
+    assert_contains(body, "requests='2'");
+    assert_contains(body, "hold='1'");
+    assert_contains(body, "ver='1.11'");
+    assert_contains(body, "polling='2'");
+    assert_contains(body, "inactivity='60'");
+    assert_contains(body, "maxpause='120'");
+    assert_contains(body, "accept='gzip'");
+    assert_contains(body, "ack='1000'");
+    assert_contains(body, "from='example.com'");
+    assert_not_contains(body, "charsets=");
+    /* None of them on later answers. */
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    send_req(f, RID0 + 2, "<m/>", T0 + SEC(2));
+    server(f, "<m/>", T0 + SEC(3));
+    body = answer_for(f, r)->body;
+    assert_not_contains(body, "sid=");
+    assert_not_contains(body, "wait=");
+    assert_not_contains(body, "requests=");
+    assert_not_contains(body, "hold=");
+    assert_not_contains(body, "ver=");
+    assert_not_contains(body, "polling=");
+    assert_not_contains(body, "inactivity=");
+    assert_not_contains(body, "maxpause=");
+    assert_not_contains(body, "accept=");
+    assert_not_contains(body, "from=");
+    assert_not_contains(body, "restartlogic");
+}
+
+static void test_content_absent(void **state)
+{
+    fixture_t *f = *state;
+
+    create(f);
+    assert_null(xb_bosh_session_content(f->s));
+    assert_not_contains(f->rec.n_answers ? f->rec.answers[0].body : "", "accept=");
+}
+
+static void test_terminate_hold2(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t c = creation_body(), b;
+    xb_request_id_t r1, r2, r3;
+
+    f->limits.max_hold = 2;
+    c.hold = 2;
+    create_with(f, &c, T0);
+    server(f, "<stream:features/>", T0);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(4));
+    b = make_body(RID0 + 3, "<presence type='unavailable'/>");
+    b.type = "terminate";
+    r3 = send_body(f, &b, T0 + SEC(5));
+    assert_contains(answer_for(f, r1)->body, "type='terminate'");
+    assert_true(is_empty_body(answer_for(f, r2)));
+    assert_not_contains(answer_for(f, r2)->body, "type=");
+    assert_contains(answer_for(f, r3)->body, "type='terminate'");
+    assert_int_equal(f->rec.n_sent, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1275,6 +1925,36 @@ int main(void)
         T(test_backpressure),
         T(test_request_after_finish),
         T(test_long_run_memory_bounded),
+        T(test_replay_limit),
+        T(test_replay_limit_held_and_unlimited),
+        T(test_replay_unlimited),
+        T(test_key_sequence_and_switch),
+        T(test_key_missing_or_wrong),
+        T(test_key_wrong_value),
+        T(test_key_case_insensitive),
+        T(test_key_replay_not_checked_again),
+        T(test_key_out_of_order_checked_in_rid_order),
+        T(test_pause),
+        T(test_pause_shorter_than_inactivity),
+        T(test_pause_too_long),
+        T(test_pause_not_offered),
+        T(test_overactivity_too_many_requests),
+        T(test_overactivity_terminate_may_exceed),
+        T(test_overactivity_empty_within_polling),
+        T(test_overactivity_empty_after_polling_ok),
+        T(test_empty_request_beside_data_request_is_fine),
+        T(test_polling_session_too_fast),
+        T(test_polling_session_data_resets),
+        T(test_short_wait_long_poll_is_not_polling),
+        T(test_strophe_pattern_never_overactive),
+        T(test_strophe_pattern_prebound),
+        T(test_acks),
+        T(test_no_acks_without_ack_at_creation),
+        T(test_ack_report),
+        T(test_acks_keep_unacked_drop_acked),
+        T(test_creation_attributes),
+        T(test_content_absent),
+        T(test_terminate_hold2),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
