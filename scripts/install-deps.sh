@@ -11,7 +11,7 @@ DEB_PKGS=(
   openssl ca-certificates curl
   prosody lua-sec lua-ldap
   slapd ldap-utils ejabberd
-  python3 python3-pytest
+  python3 python3-pytest valgrind
   chromium
 )
 

@@ -921,7 +921,8 @@ static void note_logout(xb_daemon_t *d, const char *user, apr_size_t len)
 static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len)
 {
     xb_daemon_t *d = conn->d;
-    const xb_ipc_prebind_meta_t *meta = (const xb_ipc_prebind_meta_t *)payload;
+    xb_ipc_prebind_meta_t meta_copy;
+    const xb_ipc_prebind_meta_t *meta = &meta_copy;
     const char *f[XB_PREBIND_FIELD_COUNT];
     xb_xmpp_login_params_t params;
     const xb_domain_t *domain;
@@ -937,6 +938,8 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
         conn_send_frame(conn, 400, answer, strlen(answer));
         return;
     }
+    /* A copy: the payload may sit at any offset of the read buffer (see handle_bosh_request). */
+    memcpy(&meta_copy, payload, sizeof(meta_copy));
     conn->req_id = ++d->last_req_id;
     apr_hash_set(d->requests, &conn->req_id, sizeof(conn->req_id), conn);
     domain = xb_config_find_domain(d->conf, f[XB_PREBIND_FIELD_DOMAIN]);
@@ -1018,7 +1021,8 @@ static int site_user_matches(const bridge_session_t *s, const char *user, apr_si
 static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_t len)
 {
     xb_daemon_t *d = conn->d;
-    const xb_ipc_request_meta_t *meta = (const xb_ipc_request_meta_t *)payload;
+    xb_ipc_request_meta_t meta_copy;
+    const xb_ipc_request_meta_t *meta = &meta_copy;
     xb_bosh_body_t *body = NULL;
     const char *errmsg = NULL, *site_user;
     bridge_session_t *s;
@@ -1026,7 +1030,15 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
     apr_size_t head;
     char client_ip[sizeof(meta->client_ip)];
 
-    if (len < sizeof(*meta) || conn->req_id || meta->site_user_len > len - sizeof(*meta)) {
+    /* A copy, not a cast: a frame's payload starts wherever the frames before it in the same
+     * read ended (xb_ipc_reader_next does not align it), and reading a uint32_t through a
+     * misaligned pointer is undefined behaviour. */
+    if (len < sizeof(*meta)) {
+        conn_send_terminate(conn, XB_COND_BAD_REQUEST, 0);
+        return;
+    }
+    memcpy(&meta_copy, payload, sizeof(meta_copy));
+    if (conn->req_id || meta->site_user_len > len - sizeof(*meta)) {
         conn_send_terminate(conn, XB_COND_BAD_REQUEST, 0);
         return;
     }

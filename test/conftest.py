@@ -23,6 +23,7 @@ from xbtest.apache import Apache, default_module_path  # noqa: E402
 from xbtest.bosh import BoshClient  # noqa: E402
 from xbtest.ca import TestCA  # noqa: E402
 from xbtest.prosody import Prosody  # noqa: E402
+from xbtest import sanitizers  # noqa: E402
 
 TARGET = os.environ.get("XB_TARGET", "module").strip().lower() or "module"
 if TARGET not in ("module", "prosody", "proxy"):
@@ -47,6 +48,7 @@ def pytest_report_header(config):
 
 
 def pytest_sessionstart(session):
+    sanitizers.session_start(_top_dir())
     if TARGET == "module" and not os.path.exists(default_module_path()):
         pytest.exit("XB_TARGET=module but the module is not built: %s (run ./configure && make, "
                     "or set XB_MODULE, or use XB_TARGET=prosody / XB_TARGET=proxy)"
@@ -62,9 +64,24 @@ def _top_dir():
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # env XB_SANITIZER_DIR (instrumented module): any ASan/UBSan report fails the run
+    _TOP["sanitizer_reports"] = sanitizers.summary_lines()
+    if _TOP["sanitizer_reports"]:
+        session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
     d = _TOP.get("dir")
     if d and os.environ.get("XB_KEEP") != "1" and exitstatus == 0:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    sanitizers.note(nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _TOP.get("sanitizer_reports"):
+        terminalreporter.section("sanitizer reports (XB_SANITIZER_DIR)", red=True)
+        for line in _TOP["sanitizer_reports"]:
+            terminalreporter.line(line)
 
 
 def bridge_conf(prosody, ca, extra=""):

@@ -28,6 +28,8 @@ _ANY_BAD_RE = re.compile(r"\[(?:[\w.]+:)?" + _LEVEL_BAD + r"\]")
 _XB_TAG_RE = re.compile(r"\bXB\d{5}\b")
 # a child that died of a signal (a crash in the module shows up as this core notice)
 _CRASH_RE = re.compile(r"\bAH00052\b|exit signal (?:Segmentation|Aborted|Bus|Illegal|Floating)")
+# a sanitizer report written to stderr (instrumented module: test/xbtest/sanitizers.py)
+_SANITIZER_RE = re.compile(r"runtime error: |ERROR: (?:Address|Leak|UndefinedBehavior)Sanitizer")
 
 MPM_DEFAULTS = {
     "event": """\
@@ -362,6 +364,8 @@ class Apache:
                 if not tags or not (set(tags) & expected):
                     bad.append(line)
             elif _CRASH_RE.search(line) and "AH00052" not in expected:
+                bad.append(line)
+            elif _SANITIZER_RE.search(line):
                 bad.append(line)
         return bad
 
