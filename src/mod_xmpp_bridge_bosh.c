@@ -457,10 +457,12 @@ static int check_against_table(bosh_exchange_t *x, const xb_bosh_body_t *body)
     x->content_type = row.content_type[0] ? apr_pstrdup(x->r->pool, row.content_type) : NULL;
     x->gzip = (row.flags & XB_ROW_ACCEPT_GZIP) != 0;
     if (body->rid > row.rid_hi + row.requests || body->rid < row.rid_lo) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05034) "session %s: rid %"
-                      APR_UINT64_T_FMT " outside the window %" APR_UINT64_T_FMT "..%"
-                      APR_UINT64_T_FMT ": terminated", sid_tag(x->r, row.sid), body->rid, row.rid_lo,
-                      row.rid_hi + row.requests);
+        /* Distances, not RIDs: with the SID they are the session's credentials. */
+        int below = body->rid < row.rid_lo;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, XBLOGNO(05034) "session %s: rid is %"
+                      APR_UINT64_T_FMT " %s the window: terminated", sid_tag(x->r, row.sid),
+                      below ? row.rid_lo - body->rid : body->rid - (row.rid_hi + row.requests),
+                      below ? "below" : "above");
         xb_shm_table_count(table, XB_CNT_WINDOW_VIOLATIONS, 1);
         send_terminate_notice(x, row.sid);
         return answer_terminate(x, XB_COND_ITEM_NOT_FOUND);

@@ -81,6 +81,10 @@ struct xb_queued {
     char data[];
 };
 
+/* RIDs in log lines as their distance from the session's first RID ("#n"): absolute RIDs are,
+ * with the SID, the session's credentials and never reach a log. */
+#define LOG_RID(s, rid) ((apr_uint64_t)((rid) - (s)->creation_rid))
+
 struct xb_bosh_session {
     apr_pool_t *pool;
     apr_pool_t *scratch; /* answers are built here; cleared after each */
@@ -553,9 +557,9 @@ static void answer_oldest(xb_bosh_session_t *s)
     }
     if (!h.req) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02013) "session %s: answer for rid %" APR_UINT64_T_FMT
+               XBLOGNO(02013) "session %s: answer for rid #%" APR_UINT64_T_FMT
                               " kept for its re-send (request gone)",
-               s->tag, (apr_uint64_t)h.rid);
+               s->tag, LOG_RID(s, h.rid));
     }
     respond(s, h.req, c->status, c->data, c->len);
 }
@@ -634,9 +638,9 @@ static void expire_held(xb_bosh_session_t *s, apr_time_t now)
 static void abandon_pending(xb_bosh_session_t *s, xb_pending_t *p, const char *why)
 {
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-           XBLOGNO(02010) "session %s: rid %" APR_UINT64_T_FMT " still waits for its "
+           XBLOGNO(02010) "session %s: rid #%" APR_UINT64_T_FMT " still waits for its "
                           "predecessor; its request is closed unanswered (%s)",
-           s->tag, (apr_uint64_t)p->rid, why);
+           s->tag, LOG_RID(s, p->rid), why);
     s->io.respond(s->baton, p->req, XB_BOSH_ABANDON, "", 0);
     p->req = 0;
     s->pending_live--;
@@ -766,8 +770,8 @@ static void fail_overactive(xb_bosh_session_t *s, xb_request_id_t req, uint64_t 
                             const char *why)
 {
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02100) "session %s: %s at rid %" APR_UINT64_T_FMT ": policy-violation",
-           s->tag, why, (apr_uint64_t)rid);
+           XBLOGNO(02100) "session %s: %s at rid #%" APR_UINT64_T_FMT ": policy-violation",
+           s->tag, why, LOG_RID(s, rid));
     if (s->io.note) {
         s->io.note(s->baton, XB_NOTE_OVERACTIVITY);
     }
@@ -786,8 +790,7 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
     int first = 1;
 
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02006) "session %s: client terminated the session at rid %" APR_UINT64_T_FMT,
-           s->tag, (apr_uint64_t)body->rid);
+           XBLOGNO(02006) "session %s: client terminated the session", s->tag);
     if (body->payload_len) {
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
@@ -871,8 +874,8 @@ static int key_accepted(xb_bosh_session_t *s, const xb_bosh_body_t *body)
     }
     if (!xb_bosh_key_matches(body->key, s->key)) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02101) "session %s: rid %" APR_UINT64_T_FMT " %s: item-not-found",
-               s->tag, (apr_uint64_t)body->rid,
+               XBLOGNO(02101) "session %s: rid #%" APR_UINT64_T_FMT " %s: item-not-found",
+               s->tag, LOG_RID(s, body->rid),
                body->key ? "carries a key that does not match" : "carries no key");
         return 0;
     }
@@ -990,9 +993,9 @@ static int client_acks(xb_bosh_session_t *s, const xb_bosh_body_t *body)
         s->report = ack + 1;
         s->report_ms = ms > 65535 ? 65535 : ms; /* `time` is an unsignedShort (§22) */
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02102) "session %s: client ack %" APR_UINT64_T_FMT " is behind rid %"
+               XBLOGNO(02102) "session %s: client ack #%" APR_UINT64_T_FMT " is behind rid #%"
                               APR_UINT64_T_FMT ": report",
-               s->tag, (apr_uint64_t)ack, (apr_uint64_t)s->last_answered);
+               s->tag, LOG_RID(s, ack), LOG_RID(s, s->last_answered));
         cache_drop_acked(s, ack);
         return 1;
     }
@@ -1005,8 +1008,8 @@ static int client_acks(xb_bosh_session_t *s, const xb_bosh_body_t *body)
 static void client_pause(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_body_t *body)
 {
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-           XBLOGNO(02103) "session %s: paused for %u s at rid %" APR_UINT64_T_FMT, s->tag,
-           body->pause, (apr_uint64_t)body->rid);
+           XBLOGNO(02103) "session %s: paused for %u s at rid #%" APR_UINT64_T_FMT, s->tag,
+           body->pause, LOG_RID(s, body->rid));
     if (body->payload_len) {
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
@@ -1062,8 +1065,8 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
     if (body->restart) {
         /* XEP-0206 §5: the request SHOULD be empty and the CM SHOULD ignore what it holds. */
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02012) "session %s: stream restart at rid %" APR_UINT64_T_FMT, s->tag,
-               (apr_uint64_t)body->rid);
+               XBLOGNO(02012) "session %s: stream restart at rid #%" APR_UINT64_T_FMT, s->tag,
+               LOG_RID(s, body->rid));
         s->io.restart_stream(s->baton);
     }
     else if (body->payload_len) {
@@ -1113,17 +1116,17 @@ static void buffer_request(xb_bosh_session_t *s, xb_request_id_t req,
 
     if (!p) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02009) "session %s: rid %" APR_UINT64_T_FMT " arrived before rid %"
+               XBLOGNO(02009) "session %s: rid #%" APR_UINT64_T_FMT " arrived before rid #%"
                               APR_UINT64_T_FMT ", kept",
-               s->tag, (apr_uint64_t)body->rid, (apr_uint64_t)(s->rid_hi + 1));
+               s->tag, LOG_RID(s, body->rid), LOG_RID(s, (s->rid_hi + 1)));
         pending_insert(s, req, body, now);
         return;
     }
     /* The same early RID again: §14.3 says the older request gets a recoverable error. The
      * content is identical by the client's contract, so the first copy stays. */
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02018) "session %s: early rid %" APR_UINT64_T_FMT " sent again",
-           s->tag, (apr_uint64_t)body->rid);
+           XBLOGNO(02018) "session %s: early rid #%" APR_UINT64_T_FMT " sent again",
+           s->tag, LOG_RID(s, body->rid));
     if (too_many_resends(s, &p->resends)) {
         fail_overactive(s, req, body->rid, "one request re-sent more than XmppBridgeMaxReplays");
         return;
@@ -1154,8 +1157,8 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
 
     if (c) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02002) "session %s: rid %" APR_UINT64_T_FMT " sent again, replayed",
-               s->tag, (apr_uint64_t)rid);
+               XBLOGNO(02002) "session %s: rid #%" APR_UINT64_T_FMT " sent again, replayed",
+               s->tag, LOG_RID(s, rid));
         if (too_many_resends(s, &c->resends)) {
             fail_overactive(s, req, rid, "one request re-sent more than XmppBridgeMaxReplays");
             return;
@@ -1167,8 +1170,8 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
     h = held_find_rid(s, rid);
     if (h) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02003) "session %s: held rid %" APR_UINT64_T_FMT " sent again%s",
-               s->tag, (apr_uint64_t)rid,
+               XBLOGNO(02003) "session %s: held rid #%" APR_UINT64_T_FMT " sent again%s",
+               s->tag, LOG_RID(s, rid),
                h->req ? ", the older request gets a recoverable error" : "");
         note(s, XB_NOTE_HELD_RESEND);
         if (too_many_resends(s, &h->resends)) {
@@ -1184,9 +1187,9 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
         return;
     }
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02005) "session %s: rid %" APR_UINT64_T_FMT " is below the window (highest %"
-                          APR_UINT64_T_FMT ") and its answer is gone: item-not-found",
-           s->tag, (apr_uint64_t)rid, (apr_uint64_t)s->rid_hi);
+           XBLOGNO(02005) "session %s: rid is %" APR_UINT64_T_FMT " below the window's top "
+                          "and its answer is gone: item-not-found",
+           s->tag, (apr_uint64_t)(s->rid_hi - rid));
     note(s, XB_NOTE_WINDOW_VIOLATION);
     fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
 }
@@ -1224,9 +1227,9 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
     else if (body->rid - s->rid_hi > s->requests + (is_terminate(body) || is_pause(s, body))) {
         /* §11: a pause or terminate may come on top of `requests`. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02004) "session %s: rid %" APR_UINT64_T_FMT " is above the window (%"
-                              APR_UINT64_T_FMT " + %u): item-not-found",
-               s->tag, (apr_uint64_t)body->rid, (apr_uint64_t)s->rid_hi, s->requests);
+               XBLOGNO(02004) "session %s: rid is %" APR_UINT64_T_FMT " above the window's "
+                              "top, the window is %u: item-not-found",
+               s->tag, (apr_uint64_t)(body->rid - s->rid_hi), s->requests);
         note(s, XB_NOTE_WINDOW_VIOLATION);
         fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
     }
@@ -1251,8 +1254,8 @@ void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr
     i = held_find_req(s, req);
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02011) "session %s: request for held rid %" APR_UINT64_T_FMT " went away",
-               s->tag, (apr_uint64_t)s->held[i].rid);
+               XBLOGNO(02011) "session %s: request for held rid #%" APR_UINT64_T_FMT " went away",
+               s->tag, LOG_RID(s, s->held[i].rid));
         s->held[i].req = 0;
     }
     else if ((p = pending_find_req(s, req)) != NULL) {
@@ -1274,8 +1277,8 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
     i = held_find_req(s, req);
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-               XBLOGNO(02017) "session %s: held rid %" APR_UINT64_T_FMT " released", s->tag,
-               (apr_uint64_t)s->held[i].rid);
+               XBLOGNO(02017) "session %s: held rid #%" APR_UINT64_T_FMT " released", s->tag,
+               LOG_RID(s, s->held[i].rid));
         /* Older held RIDs must be answered first to keep RID order. */
         while (i-- >= 0) {
             answer_oldest(s);
@@ -1487,9 +1490,8 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     s->acks = creation->has_ack && creation->ack == 1;
     set_initial_key(s, creation->newkey);
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-           XBLOGNO(02001) "session %s created: rid %" APR_UINT64_T_FMT
-                          ", wait %u, hold %u, requests %u, ver %s",
-           s->tag, (apr_uint64_t)creation->rid, s->wait, s->hold, s->requests,
+           XBLOGNO(02001) "session %s created: wait %u, hold %u, requests %u, ver %s",
+           s->tag, s->wait, s->hold, s->requests,
            s->ver ? s->ver : "(legacy)");
     if (creation->payload && creation->payload_len) {
         s->io.send_to_server(s->baton, creation->payload, creation->payload_len);

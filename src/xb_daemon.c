@@ -831,7 +831,10 @@ static uint64_t random_rid(void)
 {
     uint64_t v = 0;
 
-    RAND_bytes((unsigned char *)&v, sizeof(v));
+    /* 0 when the CSPRNG fails: a guessable first RID is never handed out. */
+    if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1) {
+        return 0;
+    }
     return (UINT64_C(1) << 32) + v % ((UINT64_C(1) << 52) - (UINT64_C(1) << 32));
 }
 
@@ -843,6 +846,10 @@ static void prebind_done(bridge_session_t *s)
     const char *json = "{\"jid\":";
     apr_time_t now = apr_time_now();
 
+    if (!next_rid) {
+        prebind_fail(s, 500, "internal-error", "no random bytes for the first RID (RAND_bytes)");
+        return;
+    }
     s->login = NULL;
     s->connect_deadline = 0;
     s->bosh = xb_bosh_session_create_prebound(s->pool, s->sid, s->domain->name, next_rid,

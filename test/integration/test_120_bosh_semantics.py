@@ -188,3 +188,24 @@ class TestCreation:
                   "hold='1' ver='1.6'/>")
         assert r.status == 200 and r.is_terminate, r.raw
         assert r.condition == "improper-addressing", r.raw
+
+
+class TestLogSecrets:
+
+    def test_129_no_rid_or_sid_in_the_log(self, target, bosh):
+        """Security (docs/security.md): with the SID, RIDs are a session's credentials. A session
+        that goes through a replay, a held re-send and an out-of-window RID, with the module
+        logging at debug, leaves neither its SID nor any RID it used in Apache's error log."""
+        mark = target.apache.log_mark()
+        c, _ = started(bosh)
+        c.request("")
+        last = c.rid
+        assert c.request("", rid=last, check=False).status == 200        # replay (§14.3)
+        r = c.request("", rid=last + 50, check=False, slot=False)          # out of the window
+        assert r.is_terminate and r.condition == "item-not-found", r.raw
+        time.sleep(0.5)
+        logs = "\n".join(target.apache.error_log_lines(since=mark))
+        assert "XB02002" in logs and "XB05034" in logs, logs[-2000:]      # the lines were written
+        assert c.sid not in logs
+        for rid in range(c.initial_rid, last + 51):
+            assert str(rid) not in logs, "rid %d in the log" % rid
