@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <apr_hash.h>
@@ -414,6 +416,25 @@ static void session_write(bridge_session_t *s)
     }
 }
 
+/* While the stream is set up (TLS, features, a prebind's SASL and bind), the server answers
+ * every step with several small writes; with Nagle on at the server (Prosody's default) the
+ * second waits for our ACK of the first, which Linux delays by 40 ms when we have nothing to
+ * send back. TCP_QUICKACK after each read ACKs at once (the kernel keeps it only briefly, so it
+ * is set again each time). */
+static void session_quickack(bridge_session_t *s)
+{
+#ifdef TCP_QUICKACK
+    apr_os_sock_t fd;
+    int one = 1;
+
+    if ((s->connect_deadline || s->login) && apr_os_sock_get(&fd, s->sock) == APR_SUCCESS) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+#else
+    (void)s;
+#endif
+}
+
 static void session_read(bridge_session_t *s)
 {
     char buf[READ_CHUNK];
@@ -424,6 +445,7 @@ static void session_read(bridge_session_t *s)
         apr_size_t n = sizeof(buf);
         apr_status_t rv = apr_socket_recv(s->sock, buf, &n);
         if (n > 0) {
+            session_quickack(s);
             xb_xmpp_conn_feed(s->xmpp, buf, n);
         }
         if (APR_STATUS_IS_EAGAIN(rv)) {
