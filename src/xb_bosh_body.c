@@ -861,8 +861,8 @@ static void XMLCALL legacy_hint_start(void *data, const XML_Char *name, const XM
     legacy_hint_ctx_t *h = data;
     int i;
 
-    (void)name;
-    h->seen = 1;
+    /* Only a BOSH <body/> can be a legacy client's request; anything else is not BOSH. */
+    h->seen = name_is(name, XB_BOSH_NS NS_SEP_STR "body");
     for (i = 0; atts[i]; i += 2) {
         h->has_sid |= name_is(atts[i], "sid");
         h->has_ver |= name_is(atts[i], "ver");

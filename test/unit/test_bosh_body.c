@@ -1044,6 +1044,7 @@ static void test_legacy_hint(void **state)
     assert_int_equal(xb_bosh_body_legacy_hint(with_ver, strlen(with_ver)), 0);
     assert_int_equal(xb_bosh_body_legacy_hint(with_sid, strlen(with_sid)), 0);
     assert_int_equal(xb_bosh_body_legacy_hint("<<<", 3), 0);
+    assert_int_equal(xb_bosh_body_legacy_hint("<stream xmlns='jabber:client' rid='1'/>", 39), 0);
     assert_int_equal(xb_bosh_body_legacy_hint("", 0), 0);
 }
 
