@@ -49,7 +49,7 @@ def sort_key(name):
 def table(columns):
     names = sorted({n for _, res in columns for n in res}, key=sort_key)
     lines = ["| XEP | item | requirement | %s |" % " | ".join(c for c, _ in columns),
-             "|---|---|---|%s" % "---|" * len(columns)]
+             "|---|---|---|" + "---|" * len(columns)]
     for n in names:
         xep, item, what = label(n)
         lines.append("| %s | %s | %s | %s |"
