@@ -2,7 +2,8 @@
 # The whole test suite from a fresh clone: installs what is missing, builds the module with
 # warnings as errors, runs the C unit tests, then the integration suite (real apache2 under the
 # prefork, worker and event MPMs + real Prosody) and the Converse.js end-to-end test (headless
-# Chromium), all on 127.0.0.1 in temp dirs. Then a second pass: the module, the core and the
+# Chromium), and the XEP-0124/0206 conformance items against the module (event MPM), all on
+# 127.0.0.1 in temp dirs. Then a second pass: the module, the core and the
 # unit tests built with ASan + UBSan (./configure --enable-sanitizers) in a copy of the tree
 # under build/sanitizers/ (so the first pass, `make e2e` and anyone running the tests later
 # keep the normal module in .libs/), and the integration suite run against that module; any
@@ -31,7 +32,7 @@ if [ "$fuzz_secs" != 0 ]; then
 fi
 
 cd test
-/usr/bin/python3 -m pytest -q -p no:cacheprovider integration e2e "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider integration e2e conformance "$@"
 echo "suite time: $(( $(date +%s) - start )) s"
 
 [ "${XB_SKIP_SANITIZERS:-0}" = 1 ] && exit 0

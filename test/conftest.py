@@ -6,6 +6,7 @@ Target (env XB_TARGET):
   prosody Prosody's own mod_bosh (validates the client and the tests; no Apache)
   proxy   Apache (each MPM) with mod_proxy_http in front of Prosody's mod_bosh (validates the
           Apache harness, the access log, the multi-child test)
+  ejabberd ejabberd's own mod_bosh (conformance/ only: its conftest.py builds that target)
 Env XB_KEEP=1 keeps the temp dir (its path is in the pytest header).
 """
 import os
@@ -26,13 +27,14 @@ from xbtest.prosody import Prosody  # noqa: E402
 from xbtest import sanitizers  # noqa: E402
 
 TARGET = os.environ.get("XB_TARGET", "module").strip().lower() or "module"
-if TARGET not in ("module", "prosody", "proxy"):
-    raise pytest.UsageError("XB_TARGET must be module, prosody or proxy (not %r)" % TARGET)
+if TARGET not in ("module", "prosody", "proxy", "ejabberd"):
+    raise pytest.UsageError("XB_TARGET must be module, prosody, proxy or ejabberd (not %r)"
+                            % TARGET)
 
 DOMAIN = "example.test"
 USERS = dict(stack.DEFAULT_USERS)
 MAX_WAIT = 30          # XmppBridgeMaxWait for the module, bosh_max_wait for Prosody
-MPMS = ["event", "worker", "prefork"] if TARGET != "prosody" else ["none"]
+MPMS = ["event", "worker", "prefork"] if TARGET not in ("prosody", "ejabberd") else ["none"]
 
 _TOP = {}
 

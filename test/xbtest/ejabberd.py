@@ -112,14 +112,16 @@ class Ejabberd:
              internal auth only), jwt_key_path=None (JWK file -> auth_method [jwt] for the
              domain), bosh=True, ldap=None (a started-or-not Slapd -> auth_method [ldap] against
              it; uids are XMPP localparts), extra_yaml='' (appended top-level YAML),
-             loglevel='info')
+             loglevel='info', bosh_options='' (mod_bosh options as a YAML flow map body,
+             e.g. 'max_inactivity: 10'))
     start()/stop(); register(user, password); ctl(*args); .c2s_port, .http_port, .bosh_url,
     .dist_port, .domain, .log_dir, .log_path, .config_path, .pid, .child_pids, .node, .ca,
     .start_seconds, log_tail().
     """
 
     def __init__(self, workdir, domain="example.test", ca=None, users=None, jwt_key_path=None,
-                 bosh=True, ldap=None, extra_yaml="", loglevel="info"):
+                 bosh=True, ldap=None, extra_yaml="", loglevel="info",
+                 bosh_options=""):
         global _instances
         _instances += 1
         self.workdir = os.path.abspath(workdir)
@@ -132,6 +134,7 @@ class Ejabberd:
         self.bosh = bosh
         self.extra_yaml = extra_yaml
         self.loglevel = loglevel
+        self.bosh_options = bosh_options
         if self.users and (self.jwt_key_path or self.ldap):
             raise ValueError("users are registered only with internal auth")
         self.ca = ca if ca is not None else TestCA(os.path.join(self.workdir, "ca"))
@@ -217,7 +220,7 @@ class Ejabberd:
             "  mod_roster: {}",
         ]
         if self.bosh:
-            y += ["  mod_bosh: {}"]
+            y += ["  mod_bosh: {%s}" % self.bosh_options]
         host = []
         if self.jwt_key_path:
             host += ["    auth_method: [jwt]",
