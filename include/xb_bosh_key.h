@@ -11,8 +11,9 @@
 void xb_bosh_key_hash(const char *key, char out[XB_BOSH_KEY_HEX_LEN + 1]);
 
 /* True when hex(SHA-1(key)) equals `expected` (the previous request's newkey or key), hex
- * digits compared case-insensitively; false for NULL or a wrong length. Constant time in the
- * key's content. */
+ * digits compared case-insensitively; the key is hashed as sent and, for a 40-digit key, also
+ * in lower case (the same hex value spelt in upper case). False for NULL or a wrong length.
+ * Constant time in the key's content. */
 int xb_bosh_key_matches(const char *key, const char *expected);
 
 #endif

@@ -27,17 +27,41 @@ void xb_bosh_key_hash(const char *key, char out[XB_BOSH_KEY_HEX_LEN + 1])
     out[XB_BOSH_KEY_HEX_LEN] = '\0';
 }
 
-int xb_bosh_key_matches(const char *key, const char *expected)
+/* hex(SHA-1(key)) == expected, hex digits of `expected` in either case; constant time. */
+static int hash_equals(const char *key, const char *expected)
 {
     char got[XB_BOSH_KEY_HEX_LEN + 1];
     unsigned diff = 0, i;
 
-    if (!key || !expected || strlen(expected) != XB_BOSH_KEY_HEX_LEN) {
-        return 0;
-    }
     xb_bosh_key_hash(key, got);
     for (i = 0; i < XB_BOSH_KEY_HEX_LEN; i++) {
         diff |= (unsigned)(got[i] ^ apr_tolower((unsigned char)expected[i]));
     }
     return diff == 0;
+}
+
+int xb_bosh_key_matches(const char *key, const char *expected)
+{
+    char lower[XB_BOSH_KEY_HEX_LEN + 1];
+    apr_size_t i, n;
+    int as_sent, as_lower;
+
+    if (!key || !expected || strlen(expected) != XB_BOSH_KEY_HEX_LEN) {
+        return 0;
+    }
+    as_sent = hash_equals(key, expected);
+    /* A key is a hex value, and hex is case-insensitive (§15: "case-insensitive"): a client
+     * that builds its chain in lower case but sends the digits in upper case holds the same
+     * keys. A chain built from upper-case text hashes as sent. Both spellings are checked so
+     * neither reading of the XEP is refused. */
+    n = strlen(key);
+    if (n != XB_BOSH_KEY_HEX_LEN) {
+        return as_sent;
+    }
+    for (i = 0; i < n; i++) {
+        lower[i] = (char)apr_tolower((unsigned char)key[i]);
+    }
+    lower[n] = '\0';
+    as_lower = hash_equals(lower, expected);
+    return as_sent | as_lower;
 }

@@ -74,6 +74,8 @@ def _module_conf(prosody, ca, moved_uri):
     # configuration valid before and after the merge (without it the test fails, as it should).
     extra = """\
 XmppBridgeInactivity {inactivity}
+# hold 2 makes §11's "more than `requests` unanswered" reachable (test_c1100a)
+XmppBridgeMaxHold 2
 XmppBridgeDomain {down} 127.0.0.1:{down_port} starttls
 <Location /http-bind-moved>
     SetHandler xmpp-bosh

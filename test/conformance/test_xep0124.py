@@ -327,8 +327,8 @@ def test_c0901a_creation_response_ack_is_creation_rid(target, bosh):
     """§9.1/§7.2: to a creation request with ack='1', a CM that uses acks answers ack = the
     creation rid."""
     c = bosh()
-    rid = c.rid
     r = c.create(check=False, ack="1")
+    rid = r.rid                      # the rid the creation request carried
     assert r.status == 200 and r.get("sid"), r
     assert r.get("ack") == str(rid), "ack %r, creation rid %d" % (r.get("ack"), rid)
 
@@ -453,10 +453,45 @@ def _burst(c, payloads):
 
 def test_c1100a_more_than_requests_unanswered_policy_violation(target, login):
     """§11: more than `requests` new requests before the CM answered any (none a pause or
-    terminate) -> policy-violation."""
-    c = login("alice", wait=5)
-    n = int(c.creation.get("requests")) + 1
-    raws = _burst(c, [ping("c1100a-%d" % i, target.domain) for i in range(n)])
+    terminate) -> policy-violation.
+
+    Only reachable with hold >= 2: the window (§14.2, rid <= highest processed + requests)
+    admits at most `requests` - 1 early requests besides the `hold` held ones, so with hold=1
+    (requests=2) no client can have more than `requests` unanswered: n/a where the CM caps hold
+    at 1. With hold=2, requests=3: rid+1 and rid+2 held (empty), rid+4 and rid+5 early (inside
+    the window once rid+2 is processed), then rid+3 makes five unanswered."""
+    c = login("alice", wait=10, hold=2)
+    hold = int(c.creation.get("hold") or 1)
+    requests = int(c.creation.get("requests"))
+    if hold < 2:
+        pytest.skip("n/a: the CM caps hold at %d, so the window keeps unanswered requests "
+                    "<= requests=%d" % (hold, requests))
+    rid0 = c.rid
+    order = [1, 2] + list(range(hold + 2, hold + requests)) + [hold + 1]
+    socks = []
+    for k in order:
+        data = body("", rid=rid0 + k, sid=c.sid).encode()
+        sk = socket.create_connection((c.host, c.port), timeout=40)
+        sk.sendall(("POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml; charset=utf-8"
+                    "\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                    % (c.path, c.host, c.port, len(data))).encode() + data)
+        socks.append(sk)
+        time.sleep(0.4)      # processed in this order (the window moves with rid+2)
+    c.rid = rid0 + len(order)
+    raws = []
+    for sk in socks:
+        chunks = []
+        try:
+            while True:
+                d = sk.recv(65536)
+                if not d:
+                    break
+                chunks.append(d)
+        except OSError:
+            pass
+        sk.close()
+        raws.append(b"".join(chunks))
+    c.terminated = "gone"
     assert any(b"policy-violation" in r for r in raws), raws
 
 

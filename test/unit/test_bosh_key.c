@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <ctype.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -38,6 +39,22 @@ static void test_case_insensitive_expected(void **state)
     assert_true(xb_bosh_key_matches(K2, "d583BA24c90d5c3eef28735c57d66a45088c32ca"));
 }
 
+/* A lower-case chain sent in upper case: the same hex values (the conformance suite's §15d). */
+static void test_upper_case_key(void **state)
+{
+    char upper[XB_BOSH_KEY_HEX_LEN + 1];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i <= XB_BOSH_KEY_HEX_LEN; i++) {
+        upper[i] = (char)toupper((unsigned char)K2[i]);
+    }
+    assert_true(xb_bosh_key_matches(upper, K3));
+    assert_true(xb_bosh_key_matches(upper, "D583BA24C90D5C3EEF28735C57D66A45088C32CA"));
+    upper[0] = upper[0] == 'A' ? 'B' : 'A';
+    assert_false(xb_bosh_key_matches(upper, K3));
+}
+
 static void test_mismatch(void **state)
 {
     (void)state;
@@ -57,6 +74,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vector),
         cmocka_unit_test(test_case_insensitive_expected),
+        cmocka_unit_test(test_upper_case_key),
         cmocka_unit_test(test_mismatch),
     };
 
