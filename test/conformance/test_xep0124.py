@@ -422,35 +422,6 @@ def test_c1000d_pause_extends_inactivity(target, bosh):
 
 
 # ------------------------------------------------------------------------ §11 overactivity
-def _burst(c, payloads):
-    """Send one new request per payload on its own connection, all written before any answer is
-    read; returns the responses."""
-    rid0 = c.rid
-    socks = []
-    for i, p in enumerate(payloads):
-        data = body(p, rid=rid0 + 1 + i, sid=c.sid).encode()
-        s = socket.create_connection((c.host, c.port), timeout=40)
-        s.sendall(("POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml; charset=utf-8\r\n"
-                   "Content-Length: %d\r\nConnection: close\r\n\r\n"
-                   % (c.path, c.host, c.port, len(data))).encode() + data)
-        socks.append(s)
-    c.rid = rid0 + len(payloads)
-    out = []
-    for s in socks:
-        chunks = []
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                chunks.append(d)
-        except OSError:
-            pass
-        s.close()
-        out.append(b"".join(chunks))
-    return out
-
-
 def test_c1100a_more_than_requests_unanswered_policy_violation(target, login):
     """§11: more than `requests` new requests before the CM answered any (none a pause or
     terminate) -> policy-violation.
