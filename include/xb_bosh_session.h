@@ -11,6 +11,9 @@
  *    gets the identical bytes back;
  *  - a stanza from the server is put in exactly one answer; an answer whose HTTP request went
  *    away before it was written is still cached, so the client's re-send recovers it;
+ *  - when the session ends with its stream still open, stanzas never put in an answer to a
+ *    live request (queued, or in such an answer no re-send fetched) are bounced to their
+ *    senders through send_to_server before close_stream (XEP-0206 §7, xb_stanza_bounce.h);
  *  - at most `hold` requests are held; each is answered when data arrives or at its `wait`.
  */
 #ifndef XB_BOSH_SESSION_H
@@ -113,6 +116,12 @@ void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_siz
 void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
                                    const char *stream_error, apr_size_t stream_error_len,
                                    apr_time_t now);
+
+/* The gateway ends the session (logout, per-user cap, host-gone, shutdown, ...) while its XMPP
+ * stream is still open: the client gets `cond` (now if a request is live, else at its next
+ * request), and stanzas it never received are bounced to their senders first (XEP-0206 §7),
+ * then the stream is closed. */
+void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now);
 
 /* Answers held requests whose wait ran out; ends the session after `inactivity` seconds with
  * no request held. */

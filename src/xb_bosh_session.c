@@ -34,6 +34,7 @@
 #include "xb_bosh_key.h"
 #include "xb_bosh_session.h"
 #include "xb_log.h"
+#include "xb_stanza_bounce.h"
 
 /* The highest XEP-0124 version we implement. */
 #define OUR_VER_MAJOR 1UL
@@ -67,6 +68,13 @@ typedef struct xb_cached {
     int undelivered; /* its HTTP request went away: only a re-send can deliver it */
     unsigned resends;
     apr_time_t sent; /* for `time` in a §9.2 report */
+    /* XEP-0206 §7: an undelivered answer's stanzas, for bouncing them if no re-send ever
+     * fetches the answer: their lengths (malloc'ed) and where the first starts in `data`.
+     * NULL once the answer went to a live request or the client acknowledged it. */
+    apr_size_t *elem_lens;
+    unsigned n_elems;
+    apr_size_t payload_off;
+    int bounced; /* its stanzas went back to their senders: never replay it */
 } xb_cached_t;
 
 /* Answers whose request went away outlive the ordinary cache: a client (Strophe) may run up to
@@ -244,8 +252,44 @@ static const char *queue_take(xb_bosh_session_t *s, apr_pool_t *p, apr_size_t *l
     return out;
 }
 
+/* The length of each queued element, malloc'ed (NULL when the queue is empty). */
+static apr_size_t *queue_lengths(const xb_bosh_session_t *s, unsigned *n)
+{
+    const xb_queued_t *q;
+    apr_size_t *lens;
+    unsigned i = 0;
+
+    *n = 0;
+    for (q = s->queue_head; q; q = q->next) {
+        (*n)++;
+    }
+    if (!*n) {
+        return NULL;
+    }
+    lens = malloc_or_abort(*n * sizeof(*lens));
+    for (q = s->queue_head; q; q = q->next) {
+        lens[i++] = q->len;
+    }
+    return lens;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Answer cache */
+
+/* The answer reached a live request: nothing in it is left to bounce. */
+static void cached_delivered(xb_cached_t *c)
+{
+    free(c->elem_lens);
+    c->elem_lens = NULL;
+    c->n_elems = 0;
+}
+
+static void cached_free(xb_cached_t *c)
+{
+    cached_delivered(c);
+    free(c->data);
+    c->data = NULL;
+}
 
 static xb_cached_t *cache_at(const xb_bosh_session_t *s, unsigned i)
 {
@@ -276,7 +320,7 @@ static void orphan_keep(xb_bosh_session_t *s, const xb_cached_t *c)
         s->orphans = apr_pcalloc(s->pool, XB_ORPHANS_MAX * sizeof(*s->orphans));
     }
     if (s->orphan_n == XB_ORPHANS_MAX) {
-        free(s->orphans[0].data);
+        cached_free(&s->orphans[0]);
         memmove(s->orphans, s->orphans + 1, (XB_ORPHANS_MAX - 1) * sizeof(*s->orphans));
         s->orphan_n--;
     }
@@ -296,11 +340,12 @@ static void cache_evict_oldest(xb_bosh_session_t *s)
 
     if (cache_must_keep(s, c)) {
         orphan_keep(s, c); /* the data moves along */
+        c->elem_lens = NULL;
+        c->data = NULL;
     }
     else {
-        free(c->data);
+        cached_free(c);
     }
-    c->data = NULL;
     s->cache_first = (s->cache_first + 1) % s->cache_cap;
     s->cache_n--;
 }
@@ -321,6 +366,10 @@ static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int st
     c->undelivered = undelivered;
     c->resends = resends;
     c->sent = s->now;
+    c->elem_lens = NULL;
+    c->n_elems = 0;
+    c->payload_off = 0;
+    c->bounced = 0;
     c->data = malloc_or_abort(len);
     memcpy(c->data, data, len);
     s->cache_n++;
@@ -338,14 +387,13 @@ static void cache_drop_acked(xb_bosh_session_t *s, uint64_t ack)
     s->client_ack = ack;
     while (s->cache_n && cache_at(s, 0)->rid <= ack) {
         xb_cached_t *c = cache_at(s, 0);
-        free(c->data);
-        c->data = NULL;
+        cached_free(c);
         s->cache_first = (s->cache_first + 1) % s->cache_cap;
         s->cache_n--;
     }
     for (i = 0; i < s->orphan_n; i++) {
         if (s->orphans[i].rid <= ack) {
-            free(s->orphans[i].data);
+            cached_free(&s->orphans[i]);
         }
         else {
             s->orphans[kept++] = s->orphans[i];
@@ -364,7 +412,7 @@ static apr_status_t session_cleanup(void *data)
         cache_evict_oldest(s);
     }
     while (s->orphan_n) {
-        free(s->orphans[--s->orphan_n].data);
+        cached_free(&s->orphans[--s->orphan_n]);
     }
     return APR_SUCCESS;
 }
@@ -406,6 +454,7 @@ static xb_held_t held_pop(xb_bosh_session_t *s)
 }
 
 static void answer_oldest(xb_bosh_session_t *s);
+static unsigned live_requests(const xb_bosh_session_t *s);
 
 static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
                       apr_time_t deadline, unsigned resends)
@@ -534,15 +583,25 @@ static void answer_oldest(xb_bosh_session_t *s)
 {
     xb_held_t h = held_pop(s);
     xb_bosh_response_attrs_t attrs;
-    const xb_cached_t *c;
+    xb_cached_t *c;
     const char *payload;
     char *body;
-    apr_size_t plen, blen;
+    apr_size_t plen, blen, *lens = NULL;
+    unsigned n_elems = 0;
 
+    if (!h.req) {
+        lens = queue_lengths(s, &n_elems);
+    }
     payload = queue_take(s, s->scratch, &plen);
     answer_attrs(s, h.rid, &attrs);
     body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
-    c = cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
+    c = (xb_cached_t *)cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
+    if (lens) {
+        /* The payload is the body's content, right before its closing </body>. */
+        c->elem_lens = lens;
+        c->n_elems = n_elems;
+        c->payload_off = blen - strlen("</body>") - plen;
+    }
     apr_pool_clear(s->scratch);
     if (h.req && h.rid > s->last_answered) {
         s->last_answered = h.rid;
@@ -701,11 +760,83 @@ static void flush_pending(xb_bosh_session_t *s)
     s->pending_live = 0;
 }
 
-/* Everyone still waiting gets an empty body; the stream closes; the owner may destroy us. */
+/* ------------------------------------------------------------------------------------------ */
+/* XEP-0206 §7: stanzas the client never received go back to their senders */
+
+static unsigned bounce_one(xb_bosh_session_t *s, apr_pool_t *p, const char *data,
+                           apr_size_t len)
+{
+    apr_size_t blen;
+    const char *b = xb_stanza_bounce(p, data, len, &blen);
+
+    if (!b) {
+        return 0;
+    }
+    s->io.send_to_server(s->baton, b, blen);
+    return 1;
+}
+
+static unsigned bounce_cached(xb_bosh_session_t *s, apr_pool_t *p, xb_cached_t *c)
+{
+    unsigned i, n = 0;
+    apr_size_t off = c->payload_off;
+
+    if (!c->undelivered || !c->elem_lens) {
+        return 0;
+    }
+    for (i = 0; i < c->n_elems; i++) {
+        n += bounce_one(s, p, c->data + off, c->elem_lens[i]);
+        off += c->elem_lens[i];
+    }
+    cached_delivered(c);
+    c->bounced = 1;
+    return n;
+}
+
+/* The session is ending and its stream is still open: what was never put in an answer to a live
+ * request is bounced before </stream:stream>. That is the queue (`with_queue`: unless it goes
+ * into the terminating answer) and every answer built for a request that had gone away and
+ * never fetched by a re-send: no re-send can come once the session is over, so those stanzas
+ * are as lost as the queued ones. An answer handed to a live request counts as delivered (the
+ * session cannot see past the handler). */
+static void bounce_undelivered(xb_bosh_session_t *s, int with_queue)
+{
+    apr_pool_t *p;
+    unsigned i, n = 0;
+    xb_queued_t *q;
+
+    if (s->stream_closed) {
+        return; /* nowhere to send them */
+    }
+    apr_pool_create(&p, s->pool);
+    for (i = 0; i < s->orphan_n; i++) { /* older than the ring */
+        n += bounce_cached(s, p, &s->orphans[i]);
+    }
+    for (i = 0; i < s->cache_n; i++) {
+        n += bounce_cached(s, p, cache_at(s, i));
+    }
+    for (q = with_queue ? s->queue_head : NULL; q; q = q->next) {
+        n += bounce_one(s, p, q->data, q->len);
+    }
+    if (with_queue) {
+        queue_free(s);
+    }
+    apr_pool_destroy(p);
+    if (n) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02200) "session %s: %u undelivered stanza(s) bounced to their senders "
+                              "(XEP-0206 section 7)",
+               s->tag, n);
+    }
+}
+
+/* Everyone still waiting gets an empty body; what the client never got is bounced; the stream
+ * closes; the owner may destroy us. */
 static void end_session(xb_bosh_session_t *s)
 {
     flush_held(s);
     flush_pending(s);
+    bounce_undelivered(s, 1);
     queue_free(s);
     close_stream_once(s);
     s->finished = 1;
@@ -721,7 +852,9 @@ static void fail_others(xb_bosh_session_t *s)
     apr_size_t plen, len;
     int status;
 
-    payload = queue_take(s, s->scratch, &plen);
+    /* Nobody live: the queue stays, to be bounced (end_session). */
+    payload = live_requests(s) ? queue_take(s, s->scratch, &plen) : NULL;
+    plen = payload ? plen : 0;
     while (s->held_n) {
         xb_held_t h = held_pop(s);
         if (h.req) {
@@ -792,7 +925,9 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
         s->io.send_to_server(s->baton, body->payload, body->payload_len);
     }
     s->rid_hi = body->rid;
-    payload = queue_take(s, s->scratch, &plen);
+    /* With no live held request the queue stays, to be bounced (end_session). */
+    payload = live_requests(s) > s->pending_live ? queue_take(s, s->scratch, &plen) : NULL;
+    plen = payload ? plen : 0;
     while (s->held_n) {
         xb_held_t h = held_pop(s);
         if (!h.req) {
@@ -824,10 +959,13 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
  * terminating answer, whatever its RID (the session is over either way). */
 static void deliver_terminal(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid)
 {
-    const xb_cached_t *c = cache_find(s, rid);
+    xb_cached_t *c = (xb_cached_t *)cache_find(s, rid);
 
-    if (c) {
+    if (c && !c->bounced) {
         respond(s, req, c->status, c->data, c->len);
+        if (req) {
+            cached_delivered(c);
+        }
         return;
     }
     respond(s, req, s->terminal_status, s->terminal, s->terminal_len);
@@ -1162,6 +1300,9 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
         }
         note(s, XB_NOTE_REPLAY);
         respond(s, req, c->status, c->data, c->len);
+        if (req) {
+            cached_delivered(c);
+        }
         return;
     }
     h = held_find_rid(s, rid);
@@ -1311,23 +1452,27 @@ void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_siz
     update_idle(s, now, 0);
 }
 
-void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
-                                   const char *stream_error, apr_size_t stream_error_len,
-                                   apr_time_t now)
+/* The session ends with `cond`. When the stream is still open (the gateway ends the session)
+ * and no live request can take the terminating answer now, the queued stanzas are bounced
+ * rather than kept in it for a next request that may never come (XEP-0206 §7); a client that
+ * does come back gets the terminating answer without them. */
+static void session_closing(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                            const char *stream_error, apr_size_t stream_error_len,
+                            int stream_open)
 {
     xb_request_id_t req;
 
-    s->now = now;
-    if (s->finished || s->terminal_pending) {
-        close_stream_once(s);
-        return;
-    }
-    xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->tag,
-           xb_bosh_condition_name(cond));
     /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>. */
     if (cond == XB_COND_REMOTE_STREAM_ERROR && stream_error && stream_error_len) {
         queue_append(s, stream_error, stream_error_len);
+    }
+    /* Undelivered answers can no longer be fetched by a re-send that is not here already. */
+    if (stream_open) {
+        bounce_undelivered(s, !live_requests(s));
+    }
+    else {
+        s->stream_closed = 1; /* nothing can be bounced through it (end_session) */
+        s->io.close_stream(s->baton);
     }
     {
         const char *payload;
@@ -1348,7 +1493,35 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
         return;
     }
     s->terminal_pending = 1;
-    update_idle(s, now, 0);
+    update_idle(s, s->now, 0);
+}
+
+void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                   const char *stream_error, apr_size_t stream_error_len,
+                                   apr_time_t now)
+{
+    s->now = now;
+    if (s->finished || s->terminal_pending) {
+        close_stream_once(s);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->tag,
+           xb_bosh_condition_name(cond));
+    session_closing(s, cond, stream_error, stream_error_len, 0);
+}
+
+void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now)
+{
+    s->now = now;
+    if (s->finished || s->terminal_pending) {
+        close_stream_once(s);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02201) "session %s: ended by the gateway: %s", s->tag,
+           xb_bosh_condition_name(cond));
+    session_closing(s, cond, NULL, 0, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -1088,7 +1088,7 @@ static void session_end(bridge_session_t *s, xb_bosh_condition_t cond)
 {
     s->ended = 1;
     xb_shm_table_remove(s->d->table, s->sid);
-    xb_bosh_session_server_closed(s->bosh, cond, NULL, 0, apr_time_now());
+    xb_bosh_session_end(s->bosh, cond, apr_time_now());
     io_close_stream(s);
     session_sync(s);
 }
@@ -1209,7 +1209,7 @@ static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t l
     if (s && !s->close_deadline && s->bosh) {
         /* The handler already told the client item-not-found; end the session for good. */
         xb_shm_table_remove(conn->d->table, s->sid);
-        xb_bosh_session_server_closed(s->bosh, XB_COND_ITEM_NOT_FOUND, NULL, 0, apr_time_now());
+        xb_bosh_session_end(s->bosh, XB_COND_ITEM_NOT_FOUND, apr_time_now());
         io_close_stream(s);
         session_sync(s);
     }
@@ -1265,7 +1265,7 @@ static void end_sessions_of_removed_domains(xb_daemon_t *d)
              * that arrives meanwhile must reach the session to get host-gone (the held one
              * was most likely released empty when the old generation's children stopped). */
             s->ended = 1;
-            xb_bosh_session_server_closed(s->bosh, XB_COND_HOST_GONE, NULL, 0, apr_time_now());
+            xb_bosh_session_end(s->bosh, XB_COND_HOST_GONE, apr_time_now());
             io_close_stream(s);
             session_sync(s);
         }
@@ -1664,8 +1664,7 @@ static void shutdown_sessions(xb_daemon_t *d)
             prebind_fail(s, 503, "system-shutdown", "the daemon is stopping");
         }
         else if (!s->close_deadline && s->bosh) {
-            xb_bosh_session_server_closed(s->bosh, XB_COND_SYSTEM_SHUTDOWN, NULL, 0,
-                                          apr_time_now());
+            xb_bosh_session_end(s->bosh, XB_COND_SYSTEM_SHUTDOWN, apr_time_now());
             io_close_stream(s);
             session_sync(s);
         }

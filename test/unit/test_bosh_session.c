@@ -43,6 +43,7 @@ typedef struct recorder {
     size_t n_sent, cap_sent;
     unsigned restarts;
     unsigned closes;
+    size_t sent_at_close; /* n_sent when close_stream came (bounces go before it) */
     unsigned notes[8]; /* by xb_bosh_note_t */
     unsigned char answered[MAX_REQ_IDS]; /* never respond twice to one request id */
 } recorder_t;
@@ -115,6 +116,7 @@ static void rec_restart(void *baton)
 static void rec_close(void *baton)
 {
     ((recorder_t *)baton)->closes++;
+    ((recorder_t *)baton)->sent_at_close = ((recorder_t *)baton)->n_sent;
 }
 
 static void rec_note(void *baton, xb_bosh_note_t what)
@@ -1882,6 +1884,156 @@ static void test_terminate_hold2(void **state)
     assert_int_equal(f->rec.n_sent, 1);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* XEP-0206 §7: undelivered stanzas are bounced when the session ends */
+
+#define MSG_FROM_BOB "<message from='bob@x/r' to='alice@x/s' type='chat' id='m1'><body>hi</body></message>"
+#define IQ_FROM_BOB "<iq from='bob@x/r' to='alice@x/s' type='get' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>"
+
+static void test_bounce_queued_at_inactivity(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    server(f, IQ_FROM_BOB, T0 + SEC(1));
+    server(f, "<presence from='bob@x/r'/>", T0 + SEC(1));
+    server(f, "<message from='bob@x/r' type='error' id='e'/>", T0 + SEC(1));
+    server(f, "<iq from='bob@x/r' type='result' id='r'/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(61));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_contains(f->rec.sent[0], "<message xmlns='jabber:client' type='error' id='m1' "
+                                    "to='bob@x/r'>");
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+    assert_contains(f->rec.sent[1], "<iq xmlns='jabber:client' type='error' id='q1' "
+                                    "to='bob@x/r'>");
+    assert_contains(f->rec.sent[1], "<service-unavailable");
+    /* Before </stream:stream>, not after. */
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.sent_at_close, 2);
+}
+
+static void test_no_bounce_for_delivered(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, MSG_FROM_BOB, T0 + SEC(2));
+    assert_contains(answer_for(f, r1)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
+/* An answer built for a request that had gone away is bounced unless a re-send fetched it. */
+static void test_bounce_answer_never_fetched(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(2));
+    server(f, MSG_FROM_BOB, T0 + SEC(3)); /* into the answer for the gone request */
+    server(f, IQ_FROM_BOB, T0 + SEC(3));  /* queued: nothing held */
+    server(f, "<message from='carol@x/r' id='m2'/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_answers, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 3);
+    assert_contains(f->rec.sent[0], "id='m1' to='bob@x/r'"); /* the cached answer's first */
+    assert_contains(f->rec.sent[1], "id='q1' to='bob@x/r'");
+    assert_contains(f->rec.sent[2], "id='m2' to='carol@x/r'");
+    assert_int_equal(f->rec.sent_at_close, f->rec.n_sent);
+}
+
+static void test_no_bounce_after_refetch(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r1b;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(2));
+    server(f, MSG_FROM_BOB, T0 + SEC(3));
+    r1b = send_req(f, RID0 + 1, NULL, T0 + SEC(4));
+    assert_contains(answer_for(f, r1b)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
+static void test_bounce_on_client_terminate_without_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t b;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1)); /* queued: no request held */
+    b = make_body(RID0 + 1, NULL);
+    b.type = "terminate";
+    send_body(f, &b, T0 + SEC(2));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+}
+
+/* The gateway ends the session: with a live request the stanzas go to it (delivered), without
+ * one they are bounced and the client's next request gets the condition without them. */
+static void test_gateway_end_bounces_without_live_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    xb_bosh_session_end(f->s, XB_COND_SYSTEM_SHUTDOWN, T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.sent_at_close, 1);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_contains(answer_for(f, r)->body, "condition='system-shutdown'");
+    assert_not_contains(answer_for(f, r)->body, "id='m1'");
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_gateway_end_delivers_to_live_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(1)); /* r1 answered empty (hold 1) */
+    assert_non_null(answer_for(f, r1));
+    xb_bosh_session_end(f->s, XB_COND_POLICY_VIOLATION, T0 + SEC(2));
+    assert_contains(answer_for(f, r2)->body, "condition='policy-violation'");
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+/* The server closed the stream: there is nowhere to bounce to; the stanzas wait in the
+ * terminating answer for the client as before. */
+static void test_no_bounce_when_server_closed(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 0);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_contains(answer_for(f, r)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1955,6 +2107,14 @@ int main(void)
         T(test_creation_attributes),
         T(test_content_absent),
         T(test_terminate_hold2),
+        T(test_bounce_queued_at_inactivity),
+        T(test_no_bounce_for_delivered),
+        T(test_bounce_answer_never_fetched),
+        T(test_no_bounce_after_refetch),
+        T(test_bounce_on_client_terminate_without_held),
+        T(test_gateway_end_bounces_without_live_request),
+        T(test_gateway_end_delivers_to_live_request),
+        T(test_no_bounce_when_server_closed),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
