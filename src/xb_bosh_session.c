@@ -1456,9 +1456,9 @@ static void add_stream(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_
     new_stream_name(s, name);
     if (slot < 0) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
-               XBLOGNO(02205) "session %s: add-stream at rid %" APR_UINT64_T_FMT " refused: "
-                              "%u streams open (XmppBridgeMaxStreams)",
-               s->tag, (apr_uint64_t)body->rid, s->max_streams);
+               XBLOGNO(02205) "session %s: add-stream refused: %u streams open "
+                              "(XmppBridgeMaxStreams)",
+               s->tag, s->max_streams);
         refused = XB_COND_POLICY_VIOLATION;
     }
     else {
@@ -1472,15 +1472,13 @@ static void add_stream(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_
         if (refused != XB_COND_NONE) {
             memset(st, 0, sizeof(*st));
             xb_log(XB_LOG_MARK, XB_LOG_INFO,
-                   XBLOGNO(02206) "session %s: add-stream at rid %" APR_UINT64_T_FMT
-                                  " refused: %s",
-                   s->tag, (apr_uint64_t)body->rid, xb_bosh_condition_name(refused));
+                   XBLOGNO(02206) "session %s: add-stream refused: %s",
+                   s->tag, xb_bosh_condition_name(refused));
         }
         else {
             xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
-                   XBLOGNO(02207) "session %s: stream %d added at rid %" APR_UINT64_T_FMT
-                                  " (%u open)",
-                   s->tag, slot, (apr_uint64_t)body->rid, live_streams(s));
+                   XBLOGNO(02207) "session %s: stream %d added (%u open)",
+                   s->tag, slot, live_streams(s));
         }
     }
     s->rid_hi = body->rid;
@@ -1506,8 +1504,7 @@ static void client_close_stream(xb_bosh_session_t *s, unsigned i, const xb_bosh_
     unsigned n = 0;
 
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02209) "session %s: client closed stream %u at rid %" APR_UINT64_T_FMT,
-           s->tag, i, (apr_uint64_t)body->rid);
+           XBLOGNO(02209) "session %s: client closed stream %u", s->tag, i);
     send_payload(s, (int)i, body->payload, body->payload_len);
     apr_pool_create(&p, s->pool);
     s->queue_tail = NULL;
@@ -1571,9 +1568,9 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
             int i = stream_find(s, body->stream);
             if (i < 0) {
                 xb_log(XB_LOG_MARK, XB_LOG_INFO,
-                       XBLOGNO(02204) "session %s: rid %" APR_UINT64_T_FMT " names a stream "
-                                      "the session never had: item-not-found",
-                       s->tag, (apr_uint64_t)body->rid);
+                       XBLOGNO(02204) "session %s: a request names a stream the session never "
+                                      "had: item-not-found",
+                       s->tag);
                 fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
                 return;
             }
