@@ -117,6 +117,10 @@ typedef struct xb_bosh_response_attrs {
     uint64_t ack;     /* 0: no ack attribute */
     uint64_t report;  /* §9.2: 0: no report/time attributes */
     apr_uint64_t time_ms; /* with report: ms since that response was sent */
+    /* §16 multiple streams: the stream the payload belongs to (or a condition applies to
+     * alone); NULL: none. `stream_from`: `from` of an add-stream answer (§16.3). */
+    const char *stream;
+    const char *stream_from;
 } xb_bosh_response_attrs_t;
 
 /* Builds a complete response body. It always declares xmlns:stream (stream:features and

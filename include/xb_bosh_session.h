@@ -11,6 +11,9 @@
  *    gets the identical bytes back;
  *  - a stanza from the server is put in exactly one answer; an answer whose HTTP request went
  *    away before it was written is still cached, so the client's re-send recovers it;
+ *  - when the session ends with its stream still open, stanzas never put in an answer to a
+ *    live request (queued, or in such an answer no re-send fetched) are bounced to their
+ *    senders through send_to_server before close_stream (XEP-0206 §7, xb_stanza_bounce.h);
  *  - at most `hold` requests are held; each is answered when data arrives or at its `wait`.
  */
 #ifndef XB_BOSH_SESSION_H
@@ -37,6 +40,8 @@ typedef struct xb_bosh_session_limits {
                                     inflate request bodies); NULL: none. Static string. */
     unsigned max_replays;        /* re-sends of one RID before policy-violation; 0: no limit */
     unsigned max_pause;          /* advertised `maxpause`, seconds; 0: pause not offered */
+    unsigned max_streams;        /* §16: XMPP streams one session may have open at once;
+                                    <= 1: the feature is off (no `stream` advertised) */
 } xb_bosh_session_limits_t;
 
 /* Events the owner may count (status page); the session only reports them. */
@@ -57,14 +62,22 @@ typedef struct xb_bosh_io {
      * XB_BOSH_ABANDON. `body` stays valid only during the call: copy it. */
     void (*respond)(void *baton, xb_request_id_t req, int status, const char *body,
                     apr_size_t len);
-    /* Write client payload (raw stanzas, SASL elements) to the XMPP server. */
-    void (*send_to_server)(void *baton, const char *data, apr_size_t len);
+    /* Write client payload (raw stanzas, SASL elements) to XMPP stream `stream` (0: the
+     * session's first stream; others exist only with §16 multiple streams). */
+    void (*send_to_server)(void *baton, unsigned stream, const char *data, apr_size_t len);
     /* XEP-0206 §5: send a fresh stream header on the same connection and reset the parser. */
-    void (*restart_stream)(void *baton);
-    /* The session is over: send </stream:stream> (if still open) and close the connection. */
-    void (*close_stream)(void *baton);
+    void (*restart_stream)(void *baton, unsigned stream);
+    /* The stream is over (the session ended, or §16 closed this one stream): send
+     * </stream:stream> (if still open) and close its connection. Called once per stream. */
+    void (*close_stream)(void *baton, unsigned stream);
     /* Optional (NULL: not counted). */
     void (*note)(void *baton, xb_bosh_note_t what);
+    /* §16.3 add a stream: open XMPP stream number `stream` (never 0, never one in use) to
+     * domain `to`; its elements then come through xb_bosh_session_stream_data(). Returns
+     * XB_COND_NONE, or the condition refusing it (host-unknown: not a configured domain).
+     * NULL: the owner cannot open streams, and the feature stays off. */
+    xb_bosh_condition_t (*open_stream)(void *baton, unsigned stream, const char *to,
+                                       const char *xml_lang);
 } xb_bosh_io_t;
 
 /* Creates a session from its creation request (already validated by the daemon: `to` is a
@@ -107,12 +120,30 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
 void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
                                  apr_time_t now);
 
+/* §16: the same for stream `stream` of a session with several. server_data and server_closed
+ * are these for stream 0. When other streams stay open, a stream's end is told to the client
+ * as a terminate body carrying that stream's name, and the session goes on. */
+void xb_bosh_session_stream_data(xb_bosh_session_t *s, unsigned stream, const char *data,
+                                 apr_size_t len, apr_time_t now);
+void xb_bosh_session_stream_closed(xb_bosh_session_t *s, unsigned stream,
+                                   xb_bosh_condition_t cond, const char *stream_error,
+                                   apr_size_t stream_error_len, apr_time_t now);
+
+/* Streams open now (1 without §16; the status page). */
+unsigned xb_bosh_session_stream_count(const xb_bosh_session_t *s);
+
 /* The XMPP stream ended. `cond` is REMOTE_STREAM_ERROR with `stream_error` the raw
  * <stream:error/> to copy into the terminating body (XEP-0206 §6), REMOTE_CONNECTION_FAILED,
  * SYSTEM_SHUTDOWN, ...; stanzas queued before it are delivered first. */
 void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
                                    const char *stream_error, apr_size_t stream_error_len,
                                    apr_time_t now);
+
+/* The gateway ends the session (logout, per-user cap, host-gone, shutdown, ...) while its XMPP
+ * stream is still open: the client gets `cond` (now if a request is live, else at its next
+ * request), and stanzas it never received are bounced to their senders first (XEP-0206 §7),
+ * then the stream is closed. */
+void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now);
 
 /* Answers held requests whose wait ran out; ends the session after `inactivity` seconds with
  * no request held. */

@@ -47,6 +47,7 @@ typedef struct xb_config {
     unsigned gzip;               /* 1: mod_deflate is loaded, creation responses say accept */
     unsigned max_replays;        /* times one RID may be re-sent; 0: unlimited (XEP-0124 §14.3) */
     unsigned max_pause;          /* largest client `pause`, seconds; 0: pause not offered (§10) */
+    unsigned max_streams;        /* XMPP streams per BOSH session (XEP-0124 §16); 1: feature off */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -69,6 +70,7 @@ typedef struct xb_config {
 #define XB_WAIT_MARGIN_SEC 5
 #define XB_DEFAULT_MAX_REPLAYS 10
 #define XB_DEFAULT_MAX_PAUSE 120
+#define XB_DEFAULT_MAX_STREAMS 1
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

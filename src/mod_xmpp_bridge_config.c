@@ -44,6 +44,7 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.front_proxy_timeout = XB_UNSET;
     sc->core.max_replays = XB_UNSET;
     sc->core.max_pause = XB_UNSET;
+    sc->core.max_streams = XB_UNSET;
     return sc;
 }
 
@@ -90,7 +91,7 @@ typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
     NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER, NUM_MAX_PER_ADDRESS,
-    NUM_FRONT_PROXY_TIMEOUT, NUM_MAX_REPLAYS, NUM_MAX_PAUSE
+    NUM_FRONT_PROXY_TIMEOUT, NUM_MAX_REPLAYS, NUM_MAX_PAUSE, NUM_MAX_STREAMS
 } num_directive_t;
 
 static const struct {
@@ -113,6 +114,7 @@ static const struct {
     [NUM_FRONT_PROXY_TIMEOUT] = { 0, 86400 },
     [NUM_MAX_REPLAYS] = { 0, 1000 },
     [NUM_MAX_PAUSE] = { 0, 65535 }, /* XEP-0124 §22: unsignedShort */
+    [NUM_MAX_STREAMS] = { 1, 16 },  /* each stream is one more XMPP connection */
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -153,6 +155,7 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_FRONT_PROXY_TIMEOUT: sc->core.front_proxy_timeout = (unsigned)v; break;
     case NUM_MAX_REPLAYS: sc->core.max_replays = (unsigned)v; break;
     case NUM_MAX_PAUSE: sc->core.max_pause = (unsigned)v; break;
+    case NUM_MAX_STREAMS: sc->core.max_streams = (unsigned)v; break;
     }
     return NULL;
 }
@@ -472,6 +475,9 @@ const command_rec xb_directives[] = {
     NUMBER_DIRECTIVE("XmppBridgeMaxPause", NUM_MAX_PAUSE,
                      "seconds: longest session pause a client may ask for; 0: pause not "
                      "offered (default 120)"),
+    NUMBER_DIRECTIVE("XmppBridgeMaxStreams", NUM_MAX_STREAMS,
+                     "XMPP streams one BOSH session may carry (XEP-0124 section 16); 1: the "
+                     "feature is off (default 1, at most 16)"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -545,6 +551,7 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->gzip = ap_find_linked_module("mod_deflate.c") != NULL;
     c->max_replays = or_default(c->max_replays, XB_DEFAULT_MAX_REPLAYS);
     c->max_pause = or_default(c->max_pause, XB_DEFAULT_MAX_PAUSE);
+    c->max_streams = or_default(c->max_streams, XB_DEFAULT_MAX_STREAMS);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

@@ -742,6 +742,12 @@ static const char *response_attrs(apr_pool_t *p, const xb_bosh_response_attrs_t 
         s = apr_psprintf(p, "%s report='%" APR_UINT64_T_FMT "' time='%" APR_UINT64_T_FMT "'", s,
                          (apr_uint64_t)a->report, a->time_ms);
     }
+    if (a->stream) {
+        s = apr_pstrcat(p, s, " stream='", xb_xml_escape(p, a->stream), "'", NULL);
+    }
+    if (a->stream_from && !a->creation) {
+        s = apr_pstrcat(p, s, " from='", xb_xml_escape(p, a->stream_from), "'", NULL);
+    }
     /* A terminal condition ends the session, so it wins over a recoverable error. */
     if (a->condition != XB_COND_NONE) {
         s = apr_pstrcat(p, s, " type='terminate' condition='",

@@ -34,18 +34,45 @@
 #include "xb_bosh_key.h"
 #include "xb_bosh_session.h"
 #include "xb_log.h"
+#include "xb_stanza_bounce.h"
 
 /* The highest XEP-0124 version we implement. */
 #define OUR_VER_MAJOR 1UL
 #define OUR_VER_MINOR 11UL
 #define OUR_VER "1.11"
 
+/* §16 stream names: 128 bits, hex, like the SID. */
+#define XB_STREAM_NAME_LEN 32
+
 typedef struct xb_held {
     uint64_t rid;
     xb_request_id_t req; /* 0: the HTTP request went away; a re-send of rid takes the slot */
     apr_time_t deadline; /* answered, empty if nothing is queued, at this time */
     unsigned resends;    /* times this RID came again (XmppBridgeMaxReplays) */
+    /* §16.3 add-stream request: 1 + the new stream's index while its answer (which names the
+     * stream) is due; or a refused one: `refused` and the name it is refused under. */
+    unsigned add_stream;
+    xb_bosh_condition_t refused;
+    char refused_name[XB_STREAM_NAME_LEN + 1];
 } xb_held_t;
+
+/* One XMPP stream of the session (§16; without it only streams[0]). */
+typedef enum {
+    XB_STREAM_UNUSED = 0,
+    XB_STREAM_OPENING, /* added; its data waits for the add-stream answer that names it */
+    XB_STREAM_OPEN,
+    XB_STREAM_CLOSED   /* closed; its name stays until the slot is reused, so a request that
+                          still names it is ignored rather than refused (item-not-found) */
+} xb_stream_state_t;
+
+typedef struct xb_stream {
+    xb_stream_state_t state;
+    int io_closed;   /* close_stream was called for it */
+    int naming_due;  /* its add-stream answer, which names it, has not been built yet */
+    char name[XB_STREAM_NAME_LEN + 1];
+    char domain[256];
+    apr_time_t closed_at;
+} xb_stream_t;
 
 typedef struct xb_pending xb_pending_t;
 struct xb_pending {
@@ -67,6 +94,14 @@ typedef struct xb_cached {
     int undelivered; /* its HTTP request went away: only a re-send can deliver it */
     unsigned resends;
     apr_time_t sent; /* for `time` in a §9.2 report */
+    unsigned stream; /* whose stanzas its payload holds */
+    /* XEP-0206 §7: an undelivered answer's stanzas, for bouncing them if no re-send ever
+     * fetches the answer: their lengths (malloc'ed) and where the first starts in `data`.
+     * NULL once the answer went to a live request or the client acknowledged it. */
+    apr_size_t *elem_lens;
+    unsigned n_elems;
+    apr_size_t payload_off;
+    int bounced; /* its stanzas went back to their senders: never replay it */
 } xb_cached_t;
 
 /* Answers whose request went away outlive the ordinary cache: a client (Strophe) may run up to
@@ -77,6 +112,9 @@ typedef struct xb_cached {
 typedef struct xb_queued xb_queued_t;
 struct xb_queued {
     xb_queued_t *next;
+    unsigned stream;          /* from which XMPP stream */
+    xb_bosh_condition_t end;  /* != NONE: not data but the end of that stream (§16), `data`
+                                 the <stream:error/> copy if any */
     apr_size_t len;
     char data[];
 };
@@ -127,8 +165,13 @@ struct xb_bosh_session {
     const char *terminal;
     apr_size_t terminal_len;
 
-    int stream_closed;
+    int stream_closed; /* every stream closed */
     int finished;
+
+    /* §16: streams[0] always; more only when max_streams > 1 (`multi`). */
+    xb_stream_t *streams;
+    unsigned max_streams, streams_made;
+    int multi;
 
     apr_time_t now; /* of the public call in progress */
     unsigned max_replays, max_pause;
@@ -180,11 +223,60 @@ static int is_terminate(const xb_bosh_body_t *body)
     return body->type && strcmp(body->type, "terminate") == 0;
 }
 
+static void close_one_stream(xb_bosh_session_t *s, unsigned i)
+{
+    xb_stream_t *st = &s->streams[i];
+
+    if (st->state != XB_STREAM_UNUSED && !st->io_closed) {
+        st->io_closed = 1;
+        s->io.close_stream(s->baton, i);
+    }
+    if (st->state != XB_STREAM_UNUSED && st->state != XB_STREAM_CLOSED) {
+        st->state = XB_STREAM_CLOSED;
+        st->closed_at = s->now;
+    }
+}
+
 static void close_stream_once(xb_bosh_session_t *s)
 {
+    unsigned i;
+
     if (!s->stream_closed) {
         s->stream_closed = 1;
-        s->io.close_stream(s->baton);
+        for (i = 0; i < s->max_streams; i++) {
+            close_one_stream(s, i);
+        }
+    }
+}
+
+static int stream_is_live(const xb_bosh_session_t *s, unsigned i)
+{
+    return s->streams[i].state == XB_STREAM_OPEN || s->streams[i].state == XB_STREAM_OPENING;
+}
+
+static unsigned live_streams(const xb_bosh_session_t *s)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < s->max_streams; i++) {
+        n += stream_is_live(s, i);
+    }
+    return n;
+}
+
+/* Client payload to one stream, or to every live one (`stream` < 0: §16.4 broadcast). */
+static void send_payload(xb_bosh_session_t *s, int stream, const char *data, apr_size_t len)
+{
+    unsigned i;
+
+    if (!len) {
+        return;
+    }
+    for (i = 0; i < s->max_streams; i++) {
+        if ((stream < 0 || (unsigned)stream == i) && stream_is_live(s, i)
+            && !s->streams[i].io_closed) {
+            s->io.send_to_server(s->baton, i, data, len);
+        }
     }
 }
 
@@ -199,11 +291,14 @@ static void respond(xb_bosh_session_t *s, xb_request_id_t req, int status, const
 /* ------------------------------------------------------------------------------------------ */
 /* Queue of server elements */
 
-static void queue_append(xb_bosh_session_t *s, const char *data, apr_size_t len)
+static void queue_append(xb_bosh_session_t *s, unsigned stream, xb_bosh_condition_t end,
+                         const char *data, apr_size_t len)
 {
     xb_queued_t *q = malloc_or_abort(sizeof(*q) + len);
 
     q->next = NULL;
+    q->stream = stream;
+    q->end = end;
     q->len = len;
     memcpy(q->data, data, len);
     if (s->queue_tail) {
@@ -228,28 +323,116 @@ static void queue_free(xb_bosh_session_t *s)
     s->queued_bytes = 0;
 }
 
-/* Everything queued as one payload allocated from `p` (NULL when empty); empties the queue. */
-static const char *queue_take(xb_bosh_session_t *s, apr_pool_t *p, apr_size_t *len)
+/* The stream whose data the next answer carries: the oldest queued element's (§16: one answer
+ * never mixes streams), skipping streams whose add-stream answer is still due (`any`: not
+ * even those). -1: nothing queued. */
+static int queue_pick(const xb_bosh_session_t *s, int any)
+{
+    const xb_queued_t *q;
+
+    for (q = s->queue_head; q; q = q->next) {
+        if (any || !s->streams[q->stream].naming_due) {
+            return (int)q->stream;
+        }
+    }
+    return -1;
+}
+
+static int queue_has(const xb_bosh_session_t *s, unsigned stream)
+{
+    const xb_queued_t *q;
+
+    for (q = s->queue_head; q; q = q->next) {
+        if (q->stream == stream) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Everything queued for `stream` as one payload allocated from `p` (NULL when empty), taken
+ * off the queue; an end-of-stream mark stops it (*end: its condition, else NONE). */
+static const char *queue_take(xb_bosh_session_t *s, apr_pool_t *p, int stream, apr_size_t *len,
+                              xb_bosh_condition_t *end)
 {
     char *out, *o;
-    xb_queued_t *q;
+    xb_queued_t *q, **at;
+    apr_size_t total = 0;
 
-    *len = s->queued_bytes;
-    if (!s->queue_head) {
+    *len = 0;
+    if (end) {
+        *end = XB_COND_NONE;
+    }
+    for (q = s->queue_head; q; q = q->next) {
+        if ((int)q->stream == stream) {
+            total += q->len;
+        }
+    }
+    if (stream < 0 || (!total && !queue_has(s, (unsigned)stream))) {
         return NULL;
     }
-    o = out = apr_palloc(p, s->queued_bytes + 1);
-    for (q = s->queue_head; q; q = q->next) {
+    o = out = apr_palloc(p, total + 1);
+    s->queue_tail = NULL;
+    for (at = &s->queue_head; (q = *at) != NULL;) {
+        if ((int)q->stream != stream) {
+            s->queue_tail = q;
+            at = &q->next;
+            continue;
+        }
         memcpy(o, q->data, q->len);
         o += q->len;
+        s->queued_bytes -= q->len;
+        if (q->end != XB_COND_NONE && end) {
+            *end = q->end;
+        }
+        *at = q->next;
+        free(q);
     }
     *o = '\0';
-    queue_free(s);
+    *len = (apr_size_t)(o - out);
     return out;
+}
+
+/* The length of each element queued for `stream`, malloc'ed (NULL when none). */
+static apr_size_t *queue_lengths(const xb_bosh_session_t *s, int stream, unsigned *n)
+{
+    const xb_queued_t *q;
+    apr_size_t *lens;
+    unsigned i = 0;
+
+    *n = 0;
+    for (q = s->queue_head; q; q = q->next) {
+        *n += (int)q->stream == stream && q->end == XB_COND_NONE;
+    }
+    if (!*n) {
+        return NULL;
+    }
+    lens = malloc_or_abort(*n * sizeof(*lens));
+    for (q = s->queue_head; q; q = q->next) {
+        if ((int)q->stream == stream && q->end == XB_COND_NONE) {
+            lens[i++] = q->len;
+        }
+    }
+    return lens;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Answer cache */
+
+/* The answer reached a live request: nothing in it is left to bounce. */
+static void cached_delivered(xb_cached_t *c)
+{
+    free(c->elem_lens);
+    c->elem_lens = NULL;
+    c->n_elems = 0;
+}
+
+static void cached_free(xb_cached_t *c)
+{
+    cached_delivered(c);
+    free(c->data);
+    c->data = NULL;
+}
 
 static xb_cached_t *cache_at(const xb_bosh_session_t *s, unsigned i)
 {
@@ -280,7 +463,7 @@ static void orphan_keep(xb_bosh_session_t *s, const xb_cached_t *c)
         s->orphans = apr_pcalloc(s->pool, XB_ORPHANS_MAX * sizeof(*s->orphans));
     }
     if (s->orphan_n == XB_ORPHANS_MAX) {
-        free(s->orphans[0].data);
+        cached_free(&s->orphans[0]);
         memmove(s->orphans, s->orphans + 1, (XB_ORPHANS_MAX - 1) * sizeof(*s->orphans));
         s->orphan_n--;
     }
@@ -300,11 +483,12 @@ static void cache_evict_oldest(xb_bosh_session_t *s)
 
     if (cache_must_keep(s, c)) {
         orphan_keep(s, c); /* the data moves along */
+        c->elem_lens = NULL;
+        c->data = NULL;
     }
     else {
-        free(c->data);
+        cached_free(c);
     }
-    c->data = NULL;
     s->cache_first = (s->cache_first + 1) % s->cache_cap;
     s->cache_n--;
 }
@@ -325,6 +509,10 @@ static const xb_cached_t *cache_store(xb_bosh_session_t *s, uint64_t rid, int st
     c->undelivered = undelivered;
     c->resends = resends;
     c->sent = s->now;
+    c->elem_lens = NULL;
+    c->n_elems = 0;
+    c->payload_off = 0;
+    c->bounced = 0;
     c->data = malloc_or_abort(len);
     memcpy(c->data, data, len);
     s->cache_n++;
@@ -342,14 +530,13 @@ static void cache_drop_acked(xb_bosh_session_t *s, uint64_t ack)
     s->client_ack = ack;
     while (s->cache_n && cache_at(s, 0)->rid <= ack) {
         xb_cached_t *c = cache_at(s, 0);
-        free(c->data);
-        c->data = NULL;
+        cached_free(c);
         s->cache_first = (s->cache_first + 1) % s->cache_cap;
         s->cache_n--;
     }
     for (i = 0; i < s->orphan_n; i++) {
         if (s->orphans[i].rid <= ack) {
-            free(s->orphans[i].data);
+            cached_free(&s->orphans[i]);
         }
         else {
             s->orphans[kept++] = s->orphans[i];
@@ -368,7 +555,7 @@ static apr_status_t session_cleanup(void *data)
         cache_evict_oldest(s);
     }
     while (s->orphan_n) {
-        free(s->orphans[--s->orphan_n].data);
+        cached_free(&s->orphans[--s->orphan_n]);
     }
     return APR_SUCCESS;
 }
@@ -410,6 +597,7 @@ static xb_held_t held_pop(xb_bosh_session_t *s)
 }
 
 static void answer_oldest(xb_bosh_session_t *s);
+static unsigned live_requests(const xb_bosh_session_t *s);
 
 static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
                       apr_time_t deadline, unsigned resends)
@@ -418,6 +606,7 @@ static void held_push(xb_bosh_session_t *s, uint64_t rid, xb_request_id_t req,
         /* Cannot happen while answer_due() runs after each push; never overrun the array. */
         answer_oldest(s);
     }
+    memset(&s->held[s->held_n], 0, sizeof(s->held[0]));
     s->held[s->held_n].rid = rid;
     s->held[s->held_n].req = req;
     s->held[s->held_n].deadline = deadline;
@@ -530,6 +719,9 @@ static void answer_attrs(const xb_bosh_session_t *s, uint64_t rid, xb_bosh_respo
     a->from = s->from;
     a->maxpause = s->max_pause;
     a->accept = s->accept;
+    if (s->multi) {
+        a->stream = s->streams[0].name; /* §16.2: the feature is on; this is the first */
+    }
 }
 
 /* Answers the oldest held RID with everything queued and caches the answer; an orphan's
@@ -538,15 +730,53 @@ static void answer_oldest(xb_bosh_session_t *s)
 {
     xb_held_t h = held_pop(s);
     xb_bosh_response_attrs_t attrs;
-    const xb_cached_t *c;
-    const char *payload;
+    xb_cached_t *c;
+    const char *payload = NULL;
     char *body;
-    apr_size_t plen, blen;
+    apr_size_t plen = 0, blen, *lens = NULL;
+    unsigned n_elems = 0;
+    xb_bosh_condition_t end = XB_COND_NONE;
+    int stream;
 
-    payload = queue_take(s, s->scratch, &plen);
+    /* §16: an add-stream answer carries that stream's data only (its features), any other
+     * answer the oldest stream's; a refused add-stream answer nothing. */
+    stream = h.refused ? -1 : h.add_stream ? (int)h.add_stream - 1 : queue_pick(s, 0);
+    if (!h.req) {
+        lens = queue_lengths(s, stream, &n_elems);
+    }
+    payload = queue_take(s, s->scratch, stream, &plen, &end);
     answer_attrs(s, h.rid, &attrs);
+    if (h.refused) {
+        attrs.condition = h.refused;
+        attrs.stream = h.refused_name;
+    }
+    else if (s->multi && stream >= 0) {
+        xb_stream_t *st = &s->streams[stream];
+        /* With the feature on every non-empty answer names its stream (§16.4 requires it
+         * once two are open; always is simpler for clients and allowed). */
+        if (plen || end != XB_COND_NONE || h.add_stream || h.rid == s->creation_rid) {
+            attrs.stream = st->name;
+        }
+        if (h.add_stream) {
+            attrs.stream_from = st->domain;
+            st->naming_due = 0;
+            if (st->state == XB_STREAM_OPENING) {
+                st->state = XB_STREAM_OPEN;
+            }
+        }
+        if (end != XB_COND_NONE) {
+            attrs.condition = end; /* that stream only: the session goes on */
+        }
+    }
     body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
-    c = cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
+    c = (xb_cached_t *)cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
+    c->stream = stream < 0 ? 0 : (unsigned)stream;
+    if (lens) {
+        /* The payload is the body's content, right before its closing </body>. */
+        c->elem_lens = lens;
+        c->n_elems = n_elems;
+        c->payload_off = blen - strlen("</body>") - plen;
+    }
     apr_pool_clear(s->scratch);
     if (h.req && h.rid > s->last_answered) {
         s->last_answered = h.rid;
@@ -657,6 +887,42 @@ static void expire_pending(xb_bosh_session_t *s, apr_time_t now)
     }
 }
 
+/* Held slot `i` can be answered with what it must carry: a refused add-stream always; an
+ * add-stream once its stream sent something; any other once some stream's data is queued. */
+static int held_ready(const xb_bosh_session_t *s, unsigned i)
+{
+    const xb_held_t *h = &s->held[i];
+
+    if (h->refused) {
+        return 1;
+    }
+    if (h->add_stream) {
+        return queue_has(s, h->add_stream - 1);
+    }
+    return queue_pick(s, 0) >= 0;
+}
+
+/* Answers what queued data makes due. A ready add-stream slot behind older held ones gets
+ * them answered first (RID order), so a new stream's name never waits for their wait. */
+static void answer_ready(xb_bosh_session_t *s)
+{
+    unsigned i;
+
+    for (i = s->held_n; i-- > 1;) {
+        if (s->held[i].add_stream || s->held[i].refused) {
+            if (held_ready(s, i)) {
+                while (i-- > 0) {
+                    answer_oldest(s);
+                }
+                break;
+            }
+        }
+    }
+    while (s->held_n && held_ready(s, 0)) {
+        answer_oldest(s);
+    }
+}
+
 /* What is due after a change: the hold limit, expired waits, and queued data for a held request
  * (which also answers an empty rid+1 at once when rid+2 arrives, REFERENCES point 6). */
 static void answer_due(xb_bosh_session_t *s, apr_time_t now)
@@ -665,9 +931,7 @@ static void answer_due(xb_bosh_session_t *s, apr_time_t now)
         answer_oldest(s);
     }
     expire_held(s, now);
-    if (s->queue_head && s->held_n) {
-        answer_oldest(s);
-    }
+    answer_ready(s);
 }
 
 /* Inactivity (§10) counts from the moment nothing is held or in flight; any request restarts
@@ -705,11 +969,89 @@ static void flush_pending(xb_bosh_session_t *s)
     s->pending_live = 0;
 }
 
-/* Everyone still waiting gets an empty body; the stream closes; the owner may destroy us. */
+/* ------------------------------------------------------------------------------------------ */
+/* XEP-0206 §7: stanzas the client never received go back to their senders */
+
+static unsigned bounce_one(xb_bosh_session_t *s, apr_pool_t *p, unsigned stream,
+                           const char *data, apr_size_t len)
+{
+    apr_size_t blen;
+    const char *b;
+
+    if (s->streams[stream].io_closed) {
+        return 0; /* that stream is gone: nowhere to send it */
+    }
+    b = xb_stanza_bounce(p, data, len, &blen);
+    if (!b) {
+        return 0;
+    }
+    s->io.send_to_server(s->baton, stream, b, blen);
+    return 1;
+}
+
+static unsigned bounce_cached(xb_bosh_session_t *s, apr_pool_t *p, xb_cached_t *c)
+{
+    unsigned i, n = 0;
+    apr_size_t off = c->payload_off;
+
+    if (!c->undelivered || !c->elem_lens) {
+        return 0;
+    }
+    for (i = 0; i < c->n_elems; i++) {
+        n += bounce_one(s, p, c->stream, c->data + off, c->elem_lens[i]);
+        off += c->elem_lens[i];
+    }
+    cached_delivered(c);
+    c->bounced = 1;
+    return n;
+}
+
+/* The session is ending and its stream is still open: what was never put in an answer to a live
+ * request is bounced before </stream:stream>. That is the queue (`with_queue`: unless it goes
+ * into the terminating answer) and every answer built for a request that had gone away and
+ * never fetched by a re-send: no re-send can come once the session is over, so those stanzas
+ * are as lost as the queued ones. An answer handed to a live request counts as delivered (the
+ * session cannot see past the handler). */
+static void bounce_undelivered(xb_bosh_session_t *s, int with_queue)
+{
+    apr_pool_t *p;
+    unsigned i, n = 0;
+    xb_queued_t *q;
+
+    if (s->stream_closed) {
+        return; /* nowhere to send them */
+    }
+    apr_pool_create(&p, s->pool);
+    for (i = 0; i < s->orphan_n; i++) { /* older than the ring */
+        n += bounce_cached(s, p, &s->orphans[i]);
+    }
+    for (i = 0; i < s->cache_n; i++) {
+        n += bounce_cached(s, p, cache_at(s, i));
+    }
+    for (q = with_queue ? s->queue_head : NULL; q; q = q->next) {
+        if (q->end == XB_COND_NONE) {
+            n += bounce_one(s, p, q->stream, q->data, q->len);
+        }
+    }
+    if (with_queue) {
+        queue_free(s);
+    }
+    apr_pool_destroy(p);
+    if (n) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02200) "session %s: %u undelivered stanza(s) bounced to their senders "
+                              "(XEP-0206 section 7)",
+               s->tag, n);
+    }
+}
+
+/* Everyone still waiting gets an empty body; what the client never got is bounced; the stream
+ * closes; the owner may destroy us. */
 static void end_session(xb_bosh_session_t *s)
 {
     flush_held(s);
     flush_pending(s);
+    bounce_undelivered(s, 1);
     queue_free(s);
     close_stream_once(s);
     s->finished = 1;
@@ -725,7 +1067,10 @@ static void fail_others(xb_bosh_session_t *s)
     apr_size_t plen, len;
     int status;
 
-    payload = queue_take(s, s->scratch, &plen);
+    /* Nobody live: the queue stays, to be bounced (end_session). */
+    payload = live_requests(s) ? queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL)
+                               : NULL;
+    plen = payload ? plen : 0;
     while (s->held_n) {
         xb_held_t h = held_pop(s);
         if (h.req) {
@@ -791,11 +1136,13 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
 
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02006) "session %s: client terminated the session", s->tag);
-    if (body->payload_len) {
-        s->io.send_to_server(s->baton, body->payload, body->payload_len);
-    }
+    send_payload(s, -1, body->payload, body->payload_len);
     s->rid_hi = body->rid;
-    payload = queue_take(s, s->scratch, &plen);
+    /* With no live held request the queue stays, to be bounced (end_session). */
+    payload = live_requests(s) > s->pending_live
+                  ? queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL)
+                  : NULL;
+    plen = payload ? plen : 0;
     while (s->held_n) {
         xb_held_t h = held_pop(s);
         if (!h.req) {
@@ -827,10 +1174,13 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
  * terminating answer, whatever its RID (the session is over either way). */
 static void deliver_terminal(xb_bosh_session_t *s, xb_request_id_t req, uint64_t rid)
 {
-    const xb_cached_t *c = cache_find(s, rid);
+    xb_cached_t *c = (xb_cached_t *)cache_find(s, rid);
 
-    if (c) {
+    if (c && !c->bounced) {
         respond(s, req, c->status, c->data, c->len);
+        if (req) {
+            cached_delivered(c);
+        }
         return;
     }
     respond(s, req, s->terminal_status, s->terminal, s->terminal_len);
@@ -927,9 +1277,19 @@ static int is_polling_session(const xb_bosh_session_t *s)
 }
 
 /* An empty request asks only for payloads (§8). A restart carries a meaning of its own. */
-static int is_empty_request(const xb_bosh_body_t *body)
+/* §16.3: an empty body with `to` asks for one more stream (only with the feature on: without
+ * it such a request is an ordinary empty one). Restart requests carry `to` too. */
+static int is_add_stream(const xb_bosh_session_t *s, const xb_bosh_body_t *body)
 {
-    return !body->payload_len && !body->restart && !body->has_pause && !is_terminate(body);
+    return s->multi && body->to && !body->restart && !body->ver && !body->content
+           && !body->has_wait && !body->has_hold && !body->stream && !is_terminate(body)
+           && !body->payload_len;
+}
+
+static int is_empty_request(const xb_bosh_session_t *s, const xb_bosh_body_t *body)
+{
+    return !body->payload_len && !body->restart && !body->has_pause && !is_terminate(body)
+           && !is_add_stream(s, body);
 }
 
 /* §11 and §12, counted when the request is processed in RID order and only for requests whose
@@ -946,7 +1306,7 @@ static const char *overactive(xb_bosh_session_t *s, const xb_bosh_body_t *body,
                               apr_time_t arrived)
 {
     unsigned outstanding = live_requests(s) + 1;
-    int empty = is_empty_request(body);
+    int empty = is_empty_request(s, body);
     int may_exceed = is_terminate(body) || is_pause(s, body);
     const xb_pending_t *p;
 
@@ -1005,18 +1365,173 @@ static int client_acks(xb_bosh_session_t *s, const xb_bosh_body_t *body)
 
 /* §10: answer everything held now, the pause request without payload (and not cached:
  * §14.3 keeps no pause responses), then allow `pause` seconds of silence. */
-static void client_pause(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_body_t *body)
+static void client_pause(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_body_t *body,
+                         int target)
 {
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
            XBLOGNO(02103) "session %s: paused for %u s at rid #%" APR_UINT64_T_FMT, s->tag,
            body->pause, LOG_RID(s, body->rid));
-    if (body->payload_len) {
-        s->io.send_to_server(s->baton, body->payload, body->payload_len);
+    if (target != -2) {
+        send_payload(s, target, body->payload, body->payload_len);
     }
     s->rid_hi = body->rid;
     flush_held(s);
     respond_plain(s, req, 0);
     s->idle_limit = body->pause;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* §16 multiple streams */
+
+/* Opaque, unpredictable to anyone without the SID, unique within the session: 128 bits of
+ * SHA-1(SID, "/stream/", counter), in hex like the SID. */
+static void new_stream_name(xb_bosh_session_t *s, char name[XB_STREAM_NAME_LEN + 1])
+{
+    char hex[XB_BOSH_KEY_HEX_LEN + 1];
+
+    xb_bosh_key_hash(apr_psprintf(s->scratch, "%s/stream/%u", s->sid, s->streams_made++), hex);
+    apr_pool_clear(s->scratch);
+    memcpy(name, hex, XB_STREAM_NAME_LEN);
+    name[XB_STREAM_NAME_LEN] = '\0';
+}
+
+static int stream_find(const xb_bosh_session_t *s, const char *name)
+{
+    unsigned i;
+
+    for (i = 0; i < s->max_streams; i++) {
+        if (s->streams[i].state != XB_STREAM_UNUSED && strcmp(s->streams[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* The index of the one live stream, or -1 when there are several. */
+static int only_live_stream(const xb_bosh_session_t *s)
+{
+    unsigned i;
+    int found = -1;
+
+    for (i = 0; i < s->max_streams; i++) {
+        if (stream_is_live(s, i)) {
+            if (found >= 0) {
+                return -1;
+            }
+            found = (int)i;
+        }
+    }
+    return found;
+}
+
+/* A slot for a new stream: a never used one, else the one closed longest ago whose end the
+ * client has been told (nothing of it queued, its name given). -1: none. */
+static int stream_slot(const xb_bosh_session_t *s)
+{
+    unsigned i;
+    int best = -1;
+
+    for (i = 1; i < s->max_streams; i++) {
+        const xb_stream_t *st = &s->streams[i];
+        if (st->state == XB_STREAM_UNUSED) {
+            return (int)i;
+        }
+        if (st->state == XB_STREAM_CLOSED && !st->naming_due && !queue_has(s, i)
+            && (best < 0 || st->closed_at < s->streams[best].closed_at)) {
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+/* §16.3: open one more stream; the request is held and answered, naming the stream (and its
+ * `from`), in RID order once the stream's first data (its features) came, or at its wait. A
+ * stream that cannot be had is refused under a name of its own: type='terminate' with that
+ * `stream`, so the streams already open go on. */
+static void add_stream(xb_bosh_session_t *s, xb_request_id_t req, const xb_bosh_body_t *body,
+                       apr_time_t deadline, unsigned resends, apr_time_t now)
+{
+    int slot = stream_slot(s);
+    xb_bosh_condition_t refused = XB_COND_NONE;
+    char name[XB_STREAM_NAME_LEN + 1];
+    xb_held_t *h;
+
+    new_stream_name(s, name);
+    if (slot < 0) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02205) "session %s: add-stream refused: %u streams open "
+                              "(XmppBridgeMaxStreams)",
+               s->tag, s->max_streams);
+        refused = XB_COND_POLICY_VIOLATION;
+    }
+    else {
+        xb_stream_t *st = &s->streams[slot];
+        memset(st, 0, sizeof(*st));
+        st->state = XB_STREAM_OPENING;
+        st->naming_due = 1;
+        memcpy(st->name, name, sizeof(st->name));
+        apr_cpystrn(st->domain, body->to, sizeof(st->domain));
+        refused = s->io.open_stream(s->baton, (unsigned)slot, body->to, body->xml_lang);
+        if (refused != XB_COND_NONE) {
+            memset(st, 0, sizeof(*st));
+            xb_log(XB_LOG_MARK, XB_LOG_INFO,
+                   XBLOGNO(02206) "session %s: add-stream refused: %s",
+                   s->tag, xb_bosh_condition_name(refused));
+        }
+        else {
+            xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+                   XBLOGNO(02207) "session %s: stream %d added (%u open)",
+                   s->tag, slot, live_streams(s));
+        }
+    }
+    s->rid_hi = body->rid;
+    held_push(s, body->rid, req, deadline, resends);
+    h = &s->held[s->held_n - 1];
+    if (refused != XB_COND_NONE) {
+        h->refused = refused;
+        memcpy(h->refused_name, name, sizeof(h->refused_name));
+    }
+    else {
+        h->add_stream = (unsigned)slot + 1;
+    }
+    answer_due(s, now);
+}
+
+/* §16.5: terminate naming one of several streams closes that one: its payload goes to it, the
+ * stanzas still queued from it go back to their senders (XEP-0206 §7: the client has said it
+ * will not read them), then </stream:stream>. */
+static void client_close_stream(xb_bosh_session_t *s, unsigned i, const xb_bosh_body_t *body)
+{
+    xb_queued_t *q, **at;
+    apr_pool_t *p;
+    unsigned n = 0;
+
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02209) "session %s: client closed stream %u", s->tag, i);
+    send_payload(s, (int)i, body->payload, body->payload_len);
+    apr_pool_create(&p, s->pool);
+    s->queue_tail = NULL;
+    for (at = &s->queue_head; (q = *at) != NULL;) {
+        if (q->stream != i) {
+            s->queue_tail = q;
+            at = &q->next;
+            continue;
+        }
+        if (q->end == XB_COND_NONE) {
+            n += bounce_one(s, p, i, q->data, q->len);
+        }
+        s->queued_bytes -= q->len;
+        *at = q->next;
+        free(q);
+    }
+    apr_pool_destroy(p);
+    if (n) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02210) "session %s: %u undelivered stanza(s) of stream %u bounced",
+               s->tag, n, i);
+    }
+    s->streams[i].naming_due = 0;
+    close_one_stream(s, i);
 }
 
 /* One request in RID order. `deadline` is when its wait runs out (its arrival + wait). */
@@ -1026,6 +1541,8 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
 {
     const char *why;
     int report;
+    int target = -1; /* §16: the stream addressed; -1: every one (broadcast); -2: a closed one
+                        (its payload is dropped) */
 
     if (!key_accepted(s, body)) {
         fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
@@ -1036,7 +1553,7 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
         return;
     }
     s->last_arrival = arrived;
-    if (is_empty_request(body)) {
+    if (is_empty_request(s, body)) {
         s->poll_rid = body->rid;
         s->poll_arrived = arrived;
         s->poll_answered_empty = 0;
@@ -1045,8 +1562,36 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
         s->poll_rid = 0;
     }
     report = client_acks(s, body);
+    if (s->multi) {
+        if (is_add_stream(s, body)) {
+            add_stream(s, req, body, deadline, resends, now);
+            return;
+        }
+        if (body->stream) {
+            int i = stream_find(s, body->stream);
+            if (i < 0) {
+                xb_log(XB_LOG_MARK, XB_LOG_INFO,
+                       XBLOGNO(02204) "session %s: a request names a stream the session never "
+                                      "had: item-not-found",
+                       s->tag);
+                fail_request(s, req, XB_COND_ITEM_NOT_FOUND);
+                return;
+            }
+            target = stream_is_live(s, (unsigned)i) ? i : -2;
+        }
+    }
     if (is_terminate(body)) {
-        client_terminate(s, req, body);
+        if (target == -1 || (target >= 0 && live_streams(s) == 1)) {
+            client_terminate(s, req, body);
+            return;
+        }
+        if (target >= 0) {
+            client_close_stream(s, (unsigned)target, body);
+        }
+        /* The request itself is an ordinary one from here (a closed stream's: ignored). */
+        s->rid_hi = body->rid;
+        held_push(s, body->rid, req, deadline, resends);
+        answer_due(s, now);
         return;
     }
     if (is_pause(s, body)) {
@@ -1058,7 +1603,7 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
             fail_request(s, req, XB_COND_POLICY_VIOLATION);
         }
         else {
-            client_pause(s, req, body);
+            client_pause(s, req, body, target);
         }
         return;
     }
@@ -1067,10 +1612,23 @@ static void process_request(xb_bosh_session_t *s, xb_request_id_t req,
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02012) "session %s: stream restart at rid #%" APR_UINT64_T_FMT, s->tag,
                LOG_RID(s, body->rid));
-        s->io.restart_stream(s->baton);
+        if (target == -1) {
+            target = only_live_stream(s);
+            if (target == -1) {
+                xb_log(XB_LOG_MARK, XB_LOG_INFO,
+                       XBLOGNO(02208) "session %s: restart without 'stream' while several "
+                                      "streams are open: bad-request",
+                       s->tag);
+                fail_request(s, req, XB_COND_BAD_REQUEST);
+                return;
+            }
+        }
+        if (target >= 0 && !s->streams[target].io_closed) {
+            s->io.restart_stream(s->baton, (unsigned)target);
+        }
     }
-    else if (body->payload_len) {
-        s->io.send_to_server(s->baton, body->payload, body->payload_len);
+    else if (target != -2) {
+        send_payload(s, target, body->payload, body->payload_len);
     }
     s->rid_hi = body->rid;
     held_push(s, body->rid, req, deadline, resends);
@@ -1165,6 +1723,9 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
         }
         note(s, XB_NOTE_REPLAY);
         respond(s, req, c->status, c->data, c->len);
+        if (req) {
+            cached_delivered(c);
+        }
         return;
     }
     h = held_find_rid(s, rid);
@@ -1293,10 +1854,17 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
 /* ------------------------------------------------------------------------------------------ */
 /* Server side */
 
-void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
-                                 apr_time_t now)
+void xb_bosh_session_stream_data(xb_bosh_session_t *s, unsigned stream, const char *data,
+                                 apr_size_t len, apr_time_t now)
 {
     s->now = now;
+    if (stream >= s->max_streams || !stream_is_live(s, stream)) {
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
+               XBLOGNO(02202) "session %s: %" APR_SIZE_T_FMT " bytes from closed stream %u, "
+                              "dropped",
+               s->tag, len, stream);
+        return;
+    }
     if (s->finished || s->terminal_pending) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02014) "session %s: %" APR_SIZE_T_FMT " bytes from the server after the "
@@ -1307,37 +1875,46 @@ void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_siz
     if (!len) {
         return;
     }
-    queue_append(s, data, len);
-    if (s->held_n) {
-        answer_oldest(s);
-    }
+    queue_append(s, stream, XB_COND_NONE, data, len);
+    answer_ready(s);
     update_idle(s, now, 0);
 }
 
-void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
-                                   const char *stream_error, apr_size_t stream_error_len,
-                                   apr_time_t now)
+void xb_bosh_session_server_data(xb_bosh_session_t *s, const char *data, apr_size_t len,
+                                 apr_time_t now)
+{
+    xb_bosh_session_stream_data(s, 0, data, len, now);
+}
+
+/* The session ends with `cond`. When the stream is still open (the gateway ends the session)
+ * and no live request can take the terminating answer now, the queued stanzas are bounced
+ * rather than kept in it for a next request that may never come (XEP-0206 §7); a client that
+ * does come back gets the terminating answer without them. */
+static void session_closing(xb_bosh_session_t *s, unsigned stream, xb_bosh_condition_t cond,
+                            const char *stream_error, apr_size_t stream_error_len,
+                            int stream_open)
 {
     xb_request_id_t req;
 
-    s->now = now;
-    if (s->finished || s->terminal_pending) {
-        close_stream_once(s);
-        return;
-    }
-    xb_log(XB_LOG_MARK, XB_LOG_INFO,
-           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->tag,
-           xb_bosh_condition_name(cond));
     /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>. */
     if (cond == XB_COND_REMOTE_STREAM_ERROR && stream_error && stream_error_len) {
-        queue_append(s, stream_error, stream_error_len);
+        queue_append(s, stream, XB_COND_NONE, stream_error, stream_error_len);
+    }
+    /* Undelivered answers can no longer be fetched by a re-send that is not here already. */
+    if (stream_open) {
+        bounce_undelivered(s, !live_requests(s));
+    }
+    else {
+        close_stream_once(s); /* nothing can be bounced through it (end_session) */
     }
     {
         const char *payload;
         apr_size_t plen;
 
-        /* Built once in the session pool: it may have to wait for the next request. */
-        payload = queue_take(s, s->scratch, &plen);
+        /* Built once in the session pool: it may have to wait for the next request. With
+         * several streams it carries the oldest one's stanzas; the others' are bounced (the
+         * gateway ends the session) or lost with their streams. */
+        payload = queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL);
         build_terminal(s, s->pool, cond, payload, plen, &s->terminal_status, &s->terminal,
                        &s->terminal_len);
         apr_pool_clear(s->scratch);
@@ -1351,7 +1928,59 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
         return;
     }
     s->terminal_pending = 1;
-    update_idle(s, now, 0);
+    update_idle(s, s->now, 0);
+}
+
+void xb_bosh_session_stream_closed(xb_bosh_session_t *s, unsigned stream,
+                                   xb_bosh_condition_t cond, const char *stream_error,
+                                   apr_size_t stream_error_len, apr_time_t now)
+{
+    s->now = now;
+    if (s->finished || s->terminal_pending) {
+        close_stream_once(s);
+        return;
+    }
+    if (stream >= s->max_streams || !stream_is_live(s, stream)) {
+        return; /* already closed (by the client, §16.5) */
+    }
+    if (live_streams(s) > 1) {
+        /* §16: only this stream ends; the client learns it from a terminate body naming it
+         * (with its stanzas before it and the <stream:error/> copy), in RID order. */
+        xb_log(XB_LOG_MARK, XB_LOG_INFO,
+               XBLOGNO(02203) "session %s: XMPP stream %u ended: %s; %u stream(s) go on",
+               s->tag, stream, xb_bosh_condition_name(cond), live_streams(s) - 1);
+        queue_append(s, stream, cond,
+                     cond == XB_COND_REMOTE_STREAM_ERROR && stream_error ? stream_error : "",
+                     cond == XB_COND_REMOTE_STREAM_ERROR && stream_error ? stream_error_len : 0);
+        close_one_stream(s, stream);
+        answer_ready(s);
+        update_idle(s, now, 0);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02007) "session %s: XMPP stream ended: %s", s->tag,
+           xb_bosh_condition_name(cond));
+    session_closing(s, stream, cond, stream_error, stream_error_len, 0);
+}
+
+void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                   const char *stream_error, apr_size_t stream_error_len,
+                                   apr_time_t now)
+{
+    xb_bosh_session_stream_closed(s, 0, cond, stream_error, stream_error_len, now);
+}
+
+void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now)
+{
+    s->now = now;
+    if (s->finished || s->terminal_pending) {
+        close_stream_once(s);
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_INFO,
+           XBLOGNO(02201) "session %s: ended by the gateway: %s", s->tag,
+           xb_bosh_condition_name(cond));
+    session_closing(s, 0, cond, NULL, 0, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1458,6 +2087,20 @@ static void negotiate_limits(xb_bosh_session_t *s, const xb_bosh_body_t *c,
     s->accept = limits->accept ? apr_pstrdup(s->pool, limits->accept) : NULL;
 }
 
+/* streams[0] is the stream the session was made with; §16 is on with max_streams > 1 and an
+ * owner that can open streams. */
+static void init_streams(xb_bosh_session_t *s, const char *domain, unsigned max_streams)
+{
+    s->max_streams = max_streams > 1 && s->io.open_stream ? max_streams : 1;
+    s->multi = s->max_streams > 1;
+    s->streams = apr_pcalloc(s->pool, s->max_streams * sizeof(*s->streams));
+    s->streams[0].state = XB_STREAM_OPEN;
+    apr_cpystrn(s->streams[0].domain, domain ? domain : "", sizeof(s->streams[0].domain));
+    if (s->multi) {
+        new_stream_name(s, s->streams[0].name);
+    }
+}
+
 xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
                                           const xb_bosh_body_t *creation, xb_request_id_t req,
                                           const xb_bosh_session_limits_t *limits,
@@ -1485,6 +2128,7 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
 
     s->creation_rid = s->rid_hi = creation->rid;
     s->now = s->last_arrival = now;
+    init_streams(s, creation->to, limits->max_streams);
     s->content = creation->content ? apr_pstrdup(pool, creation->content) : NULL;
     /* §9.2: ack='1' at creation commits the client to acks, and so do we (§9.1). */
     s->acks = creation->has_ack && creation->ack == 1;
@@ -1494,7 +2138,7 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
            s->tag, s->wait, s->hold, s->requests,
            s->ver ? s->ver : "(legacy)");
     if (creation->payload && creation->payload_len) {
-        s->io.send_to_server(s->baton, creation->payload, creation->payload_len);
+        send_payload(s, 0, creation->payload, creation->payload_len);
     }
     held_push(s, creation->rid, req, wait_deadline(s, now), 0);
     update_idle(s, now, 1);
@@ -1532,6 +2176,7 @@ xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char 
     s->cache_cap = limits->response_cache > s->requests ? limits->response_cache : s->requests;
     s->cache = apr_pcalloc(pool, s->cache_cap * sizeof(*s->cache));
     apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
+    init_streams(s, domain, 1); /* Strophe's attach() knows nothing of §16 */
     /* The browser's first request carries next_rid: everything below it counts as done. */
     s->creation_rid = s->rid_hi = next_rid - 1;
     s->now = s->last_arrival = now;
@@ -1571,6 +2216,11 @@ void xb_bosh_session_window(const xb_bosh_session_t *s, uint64_t *rid_hi, uint64
     *rid_hi = s->rid_hi;
     *rid_lo = lo;
     *requests = s->requests;
+}
+
+unsigned xb_bosh_session_stream_count(const xb_bosh_session_t *s)
+{
+    return s->finished ? 0 : live_streams(s);
 }
 
 unsigned xb_bosh_session_held_count(const xb_bosh_session_t *s)

@@ -52,6 +52,7 @@ static const struct {
     { "gzip", F_UNSIGNED, offsetof(xb_config_t, gzip) },
     { "max_replays", F_UNSIGNED, offsetof(xb_config_t, max_replays) },
     { "max_pause", F_UNSIGNED, offsetof(xb_config_t, max_pause) },
+    { "max_streams", F_UNSIGNED, offsetof(xb_config_t, max_streams) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

@@ -100,6 +100,16 @@ struct bridge_session {
     int attached;                /* prebound, and the browser has sent its first request */
     address_count_t *address;    /* counted there while live; NULL once released */
     int backpressure;            /* reading paused: XmppBridgeMaxQueuedBytes are queued */
+    /* XEP-0124 §16: a stream added to a session is a bridge_session_t of its own for its
+     * connection (socket, pollset entry, connect timeout, close grace, reaping all work as
+     * for a session's first stream), listed under a random key nobody is told, with no BOSH
+     * side: it reaches the session through `owner`. */
+    int is_added_stream;
+    bridge_session_t *owner;     /* NULL once the owner was reaped */
+    unsigned stream_index;       /* its number in the owner's BOSH session */
+    int stream_done;             /* the BOSH side closed it */
+    bridge_session_t **added;    /* owner: added streams by index (NULL: none); n_added slots */
+    unsigned n_added;
 };
 
 typedef struct domain_addr {
@@ -265,32 +275,48 @@ static void io_respond(void *baton, xb_request_id_t req, int status, const char 
     conn_send_frame(conn, status, body, len);
 }
 
-static void io_send_to_server(void *baton, const char *data, apr_size_t len)
+/* Stream `i` of session `s`: the session itself for 0, else an added one (NULL: gone). */
+static bridge_session_t *stream_of(bridge_session_t *s, unsigned i)
 {
-    bridge_session_t *s = baton;
+    if (i == 0) {
+        return s;
+    }
+    return i < s->n_added ? s->added[i] : NULL;
+}
 
-    if (!s->xmpp_closed) {
+static void io_send_to_server(void *baton, unsigned stream, const char *data, apr_size_t len)
+{
+    bridge_session_t *s = stream_of(baton, stream);
+
+    if (s && !s->xmpp_closed) {
         xb_xmpp_conn_send(s->xmpp, data, len);
         xb_shm_table_count(s->d->table, XB_CNT_PAYLOADS_TO_SERVER, 1);
         xb_shm_table_count(s->d->table, XB_CNT_BYTES_TO_SERVER, len);
     }
 }
 
-static void io_restart_stream(void *baton)
+static void io_restart_stream(void *baton, unsigned stream)
 {
-    bridge_session_t *s = baton;
+    bridge_session_t *s = stream_of(baton, stream);
 
-    if (!s->xmpp_closed) {
+    if (s && !s->xmpp_closed) {
         xb_xmpp_conn_restart(s->xmpp);
     }
 }
 
-static void io_close_stream(void *baton)
+static void io_close_stream(void *baton, unsigned stream)
 {
-    bridge_session_t *s = baton;
+    bridge_session_t *s = stream_of(baton, stream);
 
+    if (!s) {
+        return;
+    }
     if (!s->xmpp_closed && !s->connecting) {
         xb_xmpp_conn_close(s->xmpp);
+    }
+    if (s->is_added_stream) {
+        s->stream_done = 1;
+        session_sync(s);
     }
 }
 
@@ -305,8 +331,11 @@ static void io_note(void *baton, xb_bosh_note_t what)
     xb_shm_table_count(s->d->table, c, 1);
 }
 
+static xb_bosh_condition_t io_open_stream(void *baton, unsigned stream, const char *to,
+                                          const char *xml_lang);
+
 static const xb_bosh_io_t session_io = {
-    io_respond, io_send_to_server, io_restart_stream, io_close_stream, io_note
+    io_respond, io_send_to_server, io_restart_stream, io_close_stream, io_note, io_open_stream
 };
 
 /* ---- stream callbacks (from xb_xmpp_conn) ----------------------------------------------- */
@@ -315,6 +344,16 @@ static void stream_element(void *baton, const char *data, apr_size_t len)
 {
     bridge_session_t *s = baton;
 
+    if (s->is_added_stream) {
+        if (s->owner && s->owner->bosh && !s->stream_done) {
+            s->connect_deadline = 0;
+            xb_shm_table_count(s->d->table, XB_CNT_STANZAS_TO_CLIENT, 1);
+            xb_shm_table_count(s->d->table, XB_CNT_BYTES_TO_CLIENT, len);
+            xb_bosh_session_stream_data(s->owner->bosh, s->stream_index, data, len,
+                                        apr_time_now());
+        }
+        return;
+    }
     if (s->login) {
         prebind_element(s, data, len);
         return;
@@ -343,6 +382,15 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
                "%s (%s)", s->tag, s->domain->name, xb_bosh_condition_name(cond),
                why ? why : "no reason given");
     }
+    if (s->is_added_stream) {
+        if (s->owner && s->owner->bosh && !s->stream_done) {
+            xb_bosh_session_stream_closed(s->owner->bosh, s->stream_index,
+                                          cond == XB_COND_NONE ? XB_COND_REMOTE_CONNECTION_FAILED
+                                                               : cond,
+                                          data, len, apr_time_now());
+        }
+        return;
+    }
     if (s->login) {
         prebind_fail(s, 502, "xmpp-connection-failed", why);
         return;
@@ -364,13 +412,19 @@ static const xb_xmpp_conn_events_t stream_events = { stream_element, stream_clos
  * still be read so the socket closes at once. */
 static int session_wants_data(const bridge_session_t *s)
 {
-    return !s->bosh || xb_bosh_session_is_finished(s->bosh)
-           || xb_bosh_session_wants_server_data(s->bosh);
+    const xb_bosh_session_t *bosh = s->is_added_stream ? (s->owner ? s->owner->bosh : NULL)
+                                                       : s->bosh;
+
+    return !bosh || xb_bosh_session_is_finished(bosh) || xb_bosh_session_wants_server_data(bosh);
 }
 
-/* Over: the BOSH side finished, or the prebind login failed. */
+/* Over: the BOSH side finished, or the prebind login failed; an added stream also when the
+ * BOSH side closed it or its session is gone. */
 static int session_over(const bridge_session_t *s)
 {
+    if (s->is_added_stream) {
+        return s->stream_done || !s->owner || session_over(s->owner);
+    }
     return s->bosh ? xb_bosh_session_is_finished(s->bosh) : s->prebind_failed;
 }
 
@@ -522,10 +576,18 @@ static void session_sync(bridge_session_t *s)
     if (session_over(s) && !s->close_deadline) {
         s->close_deadline = apr_time_now() + CLOSE_GRACE;
         address_release(s);
-        xb_shm_table_remove(s->d->table, s->sid);
+        if (!s->is_added_stream) {
+            xb_shm_table_remove(s->d->table, s->sid);
+        }
         if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
             xb_xmpp_conn_close(s->xmpp);
             session_write(s);
+        }
+    }
+    /* Backpressure and the session's end reach its added streams too. */
+    for (unsigned i = 1; i < s->n_added; i++) {
+        if (s->added[i]) {
+            session_sync(s->added[i]);
         }
     }
 }
@@ -537,8 +599,19 @@ static void session_reap(bridge_session_t *s)
     s->reaped = 1;
     session_close_socket(s);
     address_release(s);
-    xb_shm_table_remove(s->d->table, s->sid);
+    if (!s->is_added_stream) {
+        xb_shm_table_remove(s->d->table, s->sid);
+    }
     apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
+    for (unsigned i = 1; i < s->n_added; i++) {
+        if (s->added[i]) {
+            s->added[i]->owner = NULL; /* it closes on its own now (session_over) */
+        }
+    }
+    if (s->is_added_stream && s->owner && s->stream_index < s->owner->n_added
+        && s->owner->added[s->stream_index] == s) {
+        s->owner->added[s->stream_index] = NULL;
+    }
     /* A handler still waiting on this session gets a clear end rather than a timeout. */
     for (hi = apr_hash_first(NULL, s->d->requests); hi; hi = apr_hash_next(hi)) {
         ipc_conn_t *conn = apr_hash_this_val(hi);
@@ -787,6 +860,74 @@ static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body,
     s->bosh = xb_bosh_session_create(s->pool, s->sid, body, conn->req_id, &d->limits,
                                      &session_io, s, apr_time_now());
     session_start(s);
+}
+
+/* ---- XEP-0124 §16: streams added to a session -------------------------------------------- */
+
+/* The BOSH session asks for stream `index` to `to`: a connection of its own, listed under a
+ * random key (never told to anyone: requests cannot reach it), reaped like a session. */
+static xb_bosh_condition_t io_open_stream(void *baton, unsigned index, const char *to,
+                                          const char *xml_lang)
+{
+    bridge_session_t *owner = baton, *c;
+    xb_daemon_t *d = owner->d;
+    const xb_domain_t *domain = xb_config_find_domain(d->conf, to);
+    xb_xmpp_conn_params_t params;
+    apr_pool_t *pool;
+
+    if (!domain) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04400) "session %s: stream to '%.255s' refused: "
+               "not an XmppBridgeDomain (host-unknown)", owner->tag, to);
+        return XB_COND_HOST_UNKNOWN;
+    }
+    if (!owner->added || index >= owner->n_added) {
+        /* Sized once by the limit the BOSH session got; indexes never exceed it. */
+        unsigned n = d->limits.max_streams > index + 1 ? d->limits.max_streams : index + 1;
+        bridge_session_t **grown = apr_pcalloc(owner->pool, n * sizeof(*grown));
+        if (owner->added) {
+            memcpy(grown, owner->added, owner->n_added * sizeof(*grown));
+        }
+        owner->added = grown;
+        owner->n_added = n;
+    }
+    if (owner->added[index]) {
+        /* The slot's previous stream is closed (the session reuses only closed slots). */
+        owner->added[index]->owner = NULL;
+        owner->added[index] = NULL;
+    }
+    /* Its own pool under the daemon's: an owner reaped first must not take it along. */
+    apr_pool_create(&pool, d->pool);
+    c = apr_pcalloc(pool, sizeof(*c));
+    c->kind = FD_XMPP;
+    c->d = d;
+    c->pool = pool;
+    c->domain = domain;
+    c->created = apr_time_now();
+    c->is_added_stream = 1;
+    c->owner = owner;
+    c->stream_index = index;
+    if (xb_daemon_new_sid(c->sid) != APR_SUCCESS) {
+        apr_pool_destroy(pool);
+        return XB_COND_INTERNAL_SERVER_ERROR;
+    }
+    apr_cpystrn(c->tag, owner->tag, sizeof(c->tag)); /* log lines name the session */
+    memset(&params, 0, sizeof(params));
+    params.domain = domain->name;
+    params.xml_lang = xml_lang;
+    params.tls = domain->tls;
+    params.ssl_ctx = d->ssl_ctx;
+    params.tls_name = domain->tls_name;
+    params.max_stanza_size = d->conf->max_stanza_size;
+    params.max_depth = 64;
+    c->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, c);
+    c->connect_deadline = c->created + d->conf->connect_timeout;
+    apr_hash_set(d->sessions, c->sid, APR_HASH_KEY_STRING, c);
+    owner->added[index] = c;
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04401) "session %s: stream %u added to %s",
+           owner->tag, index, domain->name);
+    /* A connect that fails at once is told to the BOSH side as this stream's end. */
+    session_start(c);
+    return XB_COND_NONE;
 }
 
 /* ---- prebind: the daemon logs in on the user's behalf ------------------------------------ */
@@ -1129,8 +1270,8 @@ static void session_end(bridge_session_t *s, xb_bosh_condition_t cond)
 {
     s->ended = 1;
     xb_shm_table_remove(s->d->table, s->sid);
-    xb_bosh_session_server_closed(s->bosh, cond, NULL, 0, apr_time_now());
-    io_close_stream(s);
+    xb_bosh_session_end(s->bosh, cond, apr_time_now());
+    io_close_stream(s, 0);
     session_sync(s);
 }
 
@@ -1250,8 +1391,8 @@ static void handle_terminate(ipc_conn_t *conn, const char *payload, apr_size_t l
     if (s && !s->close_deadline && s->bosh) {
         /* The handler already told the client item-not-found; end the session for good. */
         xb_shm_table_remove(conn->d->table, s->sid);
-        xb_bosh_session_server_closed(s->bosh, XB_COND_ITEM_NOT_FOUND, NULL, 0, apr_time_now());
-        io_close_stream(s);
+        xb_bosh_session_end(s->bosh, XB_COND_ITEM_NOT_FOUND, apr_time_now());
+        io_close_stream(s, 0);
         session_sync(s);
     }
     conn_close(conn);
@@ -1269,6 +1410,7 @@ static void apply_limits(xb_daemon_t *d)
     d->limits.accept = d->conf->gzip ? "gzip" : NULL;
     d->limits.max_replays = d->conf->max_replays;
     d->limits.max_pause = d->conf->max_pause;
+    d->limits.max_streams = d->conf->max_streams;
 }
 
 static int peer_is_admin(ipc_conn_t *conn)
@@ -1291,7 +1433,8 @@ static void end_sessions_of_removed_domains(xb_daemon_t *d)
     for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
         bridge_session_t *s = apr_hash_this_val(hi);
 
-        if (s->close_deadline || s->ended || xb_config_find_domain(d->conf, s->domain->name)) {
+        if (s->close_deadline || s->ended || s->is_added_stream
+            || xb_config_find_domain(d->conf, s->domain->name)) {
             continue;
         }
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04131) "session %s: %s is no longer an "
@@ -1306,8 +1449,8 @@ static void end_sessions_of_removed_domains(xb_daemon_t *d)
              * that arrives meanwhile must reach the session to get host-gone (the held one
              * was most likely released empty when the old generation's children stopped). */
             s->ended = 1;
-            xb_bosh_session_server_closed(s->bosh, XB_COND_HOST_GONE, NULL, 0, apr_time_now());
-            io_close_stream(s);
+            xb_bosh_session_end(s->bosh, XB_COND_HOST_GONE, apr_time_now());
+            io_close_stream(s, 0);
             session_sync(s);
         }
     }
@@ -1682,6 +1825,9 @@ static void dispatch(xb_daemon_t *d, const apr_pollfd_t *pfd)
             session_read(s);
         }
         session_sync(s);
+        if (s->is_added_stream && s->owner && !s->owner->reaped) {
+            session_sync(s->owner); /* its data may have answered a request, ended the session */
+        }
     }
 }
 
@@ -1705,9 +1851,8 @@ static void shutdown_sessions(xb_daemon_t *d)
             prebind_fail(s, 503, "system-shutdown", "the daemon is stopping");
         }
         else if (!s->close_deadline && s->bosh) {
-            xb_bosh_session_server_closed(s->bosh, XB_COND_SYSTEM_SHUTDOWN, NULL, 0,
-                                          apr_time_now());
-            io_close_stream(s);
+            xb_bosh_session_end(s->bosh, XB_COND_SYSTEM_SHUTDOWN, apr_time_now());
+            io_close_stream(s, 0);
             session_sync(s);
         }
     }
@@ -1718,7 +1863,9 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
 {
     const char *errmsg = NULL;
     apr_status_t rv;
-    apr_uint32_t size = conf->max_sessions * 3 + 64;
+    /* Per session: its handlers' connections and one XMPP socket per stream (§16). */
+    apr_uint32_t size = conf->max_sessions * (2 + (conf->max_streams ? conf->max_streams : 1))
+                        + 64;
 
     memset(d, 0, sizeof(*d));
     d->pool = pool;

@@ -68,6 +68,8 @@ BAD_VALUES = [
     ("XmppBridgeDomain example.test 127.0.0.1:notaport", "XmppBridgeDomain"),
     ("XmppBridgeTLSCAFile /nonexistent/ca.pem", "XmppBridgeTLSCAFile"),
     ("<Location /x>\nXmppBridgeMaxWait 10\n</Location>", "XmppBridgeMaxWait"),
+    ("XmppBridgeMaxStreams 0", "XmppBridgeMaxStreams"),
+    ("XmppBridgeMaxStreams 17", "XmppBridgeMaxStreams"),
 ]
 
 

@@ -40,10 +40,15 @@ typedef struct recorder {
     answer_t *answers;
     size_t n_answers, cap_answers;
     char **sent;
+    unsigned *sent_stream; /* which stream each went to */
     size_t n_sent, cap_sent;
     unsigned restarts;
     unsigned closes;
+    size_t sent_at_close; /* n_sent when close_stream came (bounces go before it) */
     unsigned notes[8]; /* by xb_bosh_note_t */
+    unsigned stream_restarts[8], stream_closes[8];
+    unsigned opened[8];          /* open_stream calls per index */
+    xb_bosh_condition_t refuse;  /* what open_stream answers */
     unsigned char answered[MAX_REQ_IDS]; /* never respond twice to one request id */
 } recorder_t;
 
@@ -95,26 +100,46 @@ static void rec_respond(void *baton, xb_request_id_t req, int status, const char
     a->len = len;
 }
 
-static void rec_send(void *baton, const char *data, apr_size_t len)
+static void rec_send(void *baton, unsigned stream, const char *data, apr_size_t len)
 {
     recorder_t *r = baton;
 
     if (r->n_sent == r->cap_sent) {
         r->cap_sent = r->cap_sent ? 2 * r->cap_sent : 16;
         r->sent = realloc(r->sent, r->cap_sent * sizeof(*r->sent));
+        r->sent_stream = realloc(r->sent_stream, r->cap_sent * sizeof(*r->sent_stream));
         assert_non_null(r->sent);
+        assert_non_null(r->sent_stream);
     }
+    r->sent_stream[r->n_sent] = stream;
     r->sent[r->n_sent++] = copy_bytes(data, len);
 }
 
-static void rec_restart(void *baton)
+static void rec_restart(void *baton, unsigned stream)
 {
+    assert_true(stream < 8);
     ((recorder_t *)baton)->restarts++;
+    ((recorder_t *)baton)->stream_restarts[stream]++;
 }
 
-static void rec_close(void *baton)
+static xb_bosh_condition_t rec_open(void *baton, unsigned stream, const char *to,
+                                    const char *xml_lang)
 {
+    recorder_t *r = baton;
+
+    (void)xml_lang;
+    assert_true(stream > 0 && stream < 8);
+    assert_non_null(to);
+    r->opened[stream]++;
+    return r->refuse;
+}
+
+static void rec_close(void *baton, unsigned stream)
+{
+    assert_true(stream < 8);
+    ((recorder_t *)baton)->stream_closes[stream]++;
     ((recorder_t *)baton)->closes++;
+    ((recorder_t *)baton)->sent_at_close = ((recorder_t *)baton)->n_sent;
 }
 
 static void rec_note(void *baton, xb_bosh_note_t what)
@@ -143,6 +168,7 @@ static void rec_free(recorder_t *r)
     rec_clear(r);
     free(r->answers);
     free(r->sent);
+    free(r->sent_stream);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -183,6 +209,7 @@ static int setup(void **state)
     f->io.restart_stream = rec_restart;
     f->io.close_stream = rec_close;
     f->io.note = rec_note;
+    f->io.open_stream = rec_open;
     f->limits.max_replays = 10;
     f->limits.max_pause = 120;
     f->next_req = 1;
@@ -1882,6 +1909,447 @@ static void test_terminate_hold2(void **state)
     assert_int_equal(f->rec.n_sent, 1);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* XEP-0206 §7: undelivered stanzas are bounced when the session ends */
+
+#define MSG_FROM_BOB "<message from='bob@x/r' to='alice@x/s' type='chat' id='m1'><body>hi</body></message>"
+#define IQ_FROM_BOB "<iq from='bob@x/r' to='alice@x/s' type='get' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>"
+
+static void test_bounce_queued_at_inactivity(void **state)
+{
+    fixture_t *f = *state;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    server(f, IQ_FROM_BOB, T0 + SEC(1));
+    server(f, "<presence from='bob@x/r'/>", T0 + SEC(1));
+    server(f, "<message from='bob@x/r' type='error' id='e'/>", T0 + SEC(1));
+    server(f, "<iq from='bob@x/r' type='result' id='r'/>", T0 + SEC(1));
+    assert_int_equal(f->rec.n_sent, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(61));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_contains(f->rec.sent[0], "<message xmlns='jabber:client' type='error' id='m1' "
+                                    "to='bob@x/r'>");
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+    assert_contains(f->rec.sent[1], "<iq xmlns='jabber:client' type='error' id='q1' "
+                                    "to='bob@x/r'>");
+    assert_contains(f->rec.sent[1], "<service-unavailable");
+    /* Before </stream:stream>, not after. */
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.sent_at_close, 2);
+}
+
+static void test_no_bounce_for_delivered(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    server(f, MSG_FROM_BOB, T0 + SEC(2));
+    assert_contains(answer_for(f, r1)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
+/* An answer built for a request that had gone away is bounced unless a re-send fetched it. */
+static void test_bounce_answer_never_fetched(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(2));
+    server(f, MSG_FROM_BOB, T0 + SEC(3)); /* into the answer for the gone request */
+    server(f, IQ_FROM_BOB, T0 + SEC(3));  /* queued: nothing held */
+    server(f, "<message from='carol@x/r' id='m2'/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_answers, 0);
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 3);
+    assert_contains(f->rec.sent[0], "id='m1' to='bob@x/r'"); /* the cached answer's first */
+    assert_contains(f->rec.sent[1], "id='q1' to='bob@x/r'");
+    assert_contains(f->rec.sent[2], "id='m2' to='carol@x/r'");
+    assert_int_equal(f->rec.sent_at_close, f->rec.n_sent);
+}
+
+static void test_no_bounce_after_refetch(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r1b;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    xb_bosh_session_request_gone(f->s, r1, T0 + SEC(2));
+    server(f, MSG_FROM_BOB, T0 + SEC(3));
+    r1b = send_req(f, RID0 + 1, NULL, T0 + SEC(4));
+    assert_contains(answer_for(f, r1b)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
+static void test_bounce_on_client_terminate_without_held(void **state)
+{
+    fixture_t *f = *state;
+    xb_bosh_body_t b;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1)); /* queued: no request held */
+    b = make_body(RID0 + 1, NULL);
+    b.type = "terminate";
+    send_body(f, &b, T0 + SEC(2));
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+}
+
+/* The gateway ends the session: with a live request the stanzas go to it (delivered), without
+ * one they are bounced and the client's next request gets the condition without them. */
+static void test_gateway_end_bounces_without_live_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    xb_bosh_session_end(f->s, XB_COND_SYSTEM_SHUTDOWN, T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_contains(f->rec.sent[0], "<recipient-unavailable");
+    assert_int_equal(f->rec.closes, 1);
+    assert_int_equal(f->rec.sent_at_close, 1);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_contains(answer_for(f, r)->body, "condition='system-shutdown'");
+    assert_not_contains(answer_for(f, r)->body, "id='m1'");
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_gateway_end_delivers_to_live_request(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(1)); /* r1 answered empty (hold 1) */
+    assert_non_null(answer_for(f, r1));
+    xb_bosh_session_end(f->s, XB_COND_POLICY_VIOLATION, T0 + SEC(2));
+    assert_contains(answer_for(f, r2)->body, "condition='policy-violation'");
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+/* The server closed the stream: there is nowhere to bounce to; the stanzas wait in the
+ * terminating answer for the client as before. */
+static void test_no_bounce_when_server_closed(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create_started(f);
+    server(f, MSG_FROM_BOB, T0 + SEC(1));
+    xb_bosh_session_server_closed(f->s, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, T0 + SEC(2));
+    assert_int_equal(f->rec.n_sent, 0);
+    r = send_req(f, RID0 + 1, NULL, T0 + SEC(3));
+    assert_contains(answer_for(f, r)->body, "id='m1'");
+    xb_bosh_session_tick(f->s, T0 + SEC(100));
+    assert_int_equal(f->rec.n_sent, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* XEP-0124 §16 multiple streams */
+
+/* The `stream` attribute of an answer, or "" (static buffer). */
+static const char *stream_attr(const answer_t *a)
+{
+    static char name[64];
+    const char *at = strstr(a->body, " stream='"); /* not xmlns:stream */
+    size_t n;
+
+    name[0] = '\0';
+    if (at) {
+        at += strlen(" stream='");
+        n = strcspn(at, "'");
+        assert_true(n < sizeof(name));
+        memcpy(name, at, n);
+        name[n] = '\0';
+    }
+    return name;
+}
+
+/* A session with up to `max` streams whose creation answer came; its first stream's name. */
+static void create_multi(fixture_t *f, unsigned max, char name0[64])
+{
+    f->limits.max_streams = max;
+    create(f);
+    server(f, "<stream:features/>", T0);
+    assert_int_equal(f->rec.n_answers, 1);
+    strcpy(name0, stream_attr(&f->rec.answers[0]));
+    rec_clear(&f->rec);
+}
+
+static xb_request_id_t add_stream_req(fixture_t *f, uint64_t rid, const char *to, apr_time_t now)
+{
+    xb_bosh_body_t b = make_body(rid, NULL);
+
+    b.to = to;
+    b.xml_lang = "en";
+    return send_body(f, &b, now);
+}
+
+static xb_request_id_t stream_req(fixture_t *f, uint64_t rid, const char *stream,
+                                  const char *payload, apr_time_t now)
+{
+    xb_bosh_body_t b = make_body(rid, payload);
+
+    b.stream = stream;
+    return send_body(f, &b, now);
+}
+
+/* A second stream, added and named; its name. */
+static void add_second(fixture_t *f, uint64_t rid, char name1[64])
+{
+    xb_request_id_t r = add_stream_req(f, rid, "other.example", T0 + SEC(1));
+    const answer_t *a;
+
+    assert_int_equal(f->rec.opened[1], 1);
+    assert_null(answer_for(f, r));
+    xb_bosh_session_stream_data(f->s, 1, "<stream:features><mechanisms/></stream:features>", 48,
+                                T0 + SEC(2));
+    a = answer_for(f, r);
+    assert_non_null(a);
+    assert_contains(a->body, "<mechanisms/>");
+    assert_contains(a->body, "from='other.example'");
+    assert_not_contains(a->body, "sid=");
+    strcpy(name1, stream_attr(a));
+    assert_int_equal(strlen(name1), 32);
+    assert_int_equal(xb_bosh_session_stream_count(f->s), 2);
+    rec_clear(&f->rec);
+}
+
+static void test_streams_off_by_default(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r;
+
+    create(f);
+    server(f, "<stream:features/>", T0);
+    assert_not_contains(f->rec.answers[0].body, " stream=");
+    /* §16.3: without the feature an add-stream request is an ordinary empty one. */
+    r = add_stream_req(f, RID0 + 1, "other.example", T0 + SEC(1));
+    assert_int_equal(f->rec.opened[1], 0);
+    assert_null(answer_for(f, r));
+    server(f, "<message id='1'/>", T0 + SEC(2));
+    assert_not_contains(answer_for(f, r)->body, " stream=");
+}
+
+static void test_add_stream_and_route(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_request_id_t r;
+
+    create_multi(f, 3, n0);
+    assert_int_equal(strlen(n0), 32);
+    add_second(f, RID0 + 1, n1);
+    assert_string_not_equal(n0, n1);
+
+    r = stream_req(f, RID0 + 2, n1, "<message id='to1'/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 1);
+    assert_int_equal(f->rec.sent_stream[0], 1);
+    stream_req(f, RID0 + 3, n0, "<message id='to0'/>", T0 + SEC(3)); /* answers r */
+    assert_non_null(answer_for(f, r));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_int_equal(f->rec.sent_stream[1], 0);
+    /* §16.4: no stream attribute: every stream gets it. */
+    send_req(f, RID0 + 4, "<presence/>", T0 + SEC(3));
+    assert_int_equal(f->rec.n_sent, 4);
+    assert_string_equal(f->rec.sent[2], "<presence/>");
+    assert_string_equal(f->rec.sent[3], "<presence/>");
+    assert_int_not_equal(f->rec.sent_stream[2], f->rec.sent_stream[3]);
+}
+
+static void test_answer_never_mixes_streams(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_request_id_t r1, r2;
+
+    create_multi(f, 3, n0);
+    add_second(f, RID0 + 1, n1);
+    server(f, "<message id='a0'/>", T0 + SEC(3));
+    xb_bosh_session_stream_data(f->s, 1, "<message id='b1'/>", 18, T0 + SEC(3));
+    server(f, "<message id='c0'/>", T0 + SEC(3));
+    r1 = send_req(f, RID0 + 2, NULL, T0 + SEC(4));
+    assert_string_equal(stream_attr(answer_for(f, r1)), n0);
+    assert_contains(answer_for(f, r1)->body, "id='a0'");
+    assert_contains(answer_for(f, r1)->body, "id='c0'");
+    assert_not_contains(answer_for(f, r1)->body, "id='b1'");
+    r2 = send_req(f, RID0 + 3, NULL, T0 + SEC(5));
+    assert_string_equal(stream_attr(answer_for(f, r2)), n1);
+    assert_contains(answer_for(f, r2)->body, "id='b1'");
+}
+
+static void test_unknown_stream_item_not_found(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_request_id_t r;
+
+    create_multi(f, 3, n0);
+    add_second(f, RID0 + 1, n1);
+    r = stream_req(f, RID0 + 2, "0123456789abcdef0123456789abcdef", "<message/>",
+                   T0 + SEC(3));
+    assert_contains(answer_for(f, r)->body, "condition='item-not-found'");
+    assert_int_equal(f->rec.n_sent, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_client_closes_one_stream(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_bosh_body_t b;
+    xb_request_id_t r, r2, r3;
+
+    create_multi(f, 3, n0);
+    add_second(f, RID0 + 1, n1);
+    xb_bosh_session_stream_data(f->s, 1, "<message from='bob@x/r' id='u1'/>", 33, T0 + SEC(3));
+    b = make_body(RID0 + 2, "<presence type='unavailable'/>");
+    b.type = "terminate";
+    b.stream = n1;
+    r = send_body(f, &b, T0 + SEC(3));
+    /* The payload to that stream, its undelivered message bounced, then it closes. */
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_int_equal(f->rec.sent_stream[0], 1);
+    assert_int_equal(f->rec.sent_stream[1], 1);
+    assert_contains(f->rec.sent[1], "<recipient-unavailable");
+    assert_int_equal(f->rec.stream_closes[1], 1);
+    assert_int_equal(f->rec.stream_closes[0], 0);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(xb_bosh_session_stream_count(f->s), 1);
+    /* The other stream goes on; the answer is an ordinary one. */
+    server(f, "<message id='still'/>", T0 + SEC(4));
+    assert_contains(answer_for(f, r)->body, "id='still'");
+    assert_not_contains(answer_for(f, r)->body, "type=");
+    /* A late body naming the closed stream is ignored, not refused. */
+    r2 = stream_req(f, RID0 + 3, n1, "<message id='late'/>", T0 + SEC(5));
+    assert_int_equal(f->rec.n_sent, 2);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    /* Closing the last one ends the session. */
+    b = make_body(RID0 + 4, NULL);
+    b.type = "terminate";
+    b.stream = n0;
+    r3 = send_body(f, &b, T0 + SEC(6));
+    assert_non_null(answer_for(f, r2));
+    assert_contains(answer_for(f, r3)->body, "type='terminate'");
+    assert_true(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(f->rec.stream_closes[0], 1);
+    assert_int_equal(f->rec.stream_closes[1], 1);
+}
+
+static void test_server_closes_one_stream(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_request_id_t r, r2;
+    const char *err = "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                      "</stream:error>";
+
+    create_multi(f, 3, n0);
+    add_second(f, RID0 + 1, n1);
+    r = send_req(f, RID0 + 2, NULL, T0 + SEC(3));
+    xb_bosh_session_stream_closed(f->s, 1, XB_COND_REMOTE_STREAM_ERROR, err, strlen(err),
+                                  T0 + SEC(4));
+    assert_contains(answer_for(f, r)->body, "type='terminate'");
+    assert_contains(answer_for(f, r)->body, "condition='remote-stream-error'");
+    assert_contains(answer_for(f, r)->body, "<conflict");
+    assert_string_equal(stream_attr(answer_for(f, r)), n1);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    r2 = send_req(f, RID0 + 3, NULL, T0 + SEC(5));
+    server(f, "<message id='s0'/>", T0 + SEC(6));
+    assert_contains(answer_for(f, r2)->body, "id='s0'");
+    assert_string_equal(stream_attr(answer_for(f, r2)), n0);
+    /* The last stream's end is the session's. */
+    xb_bosh_session_stream_closed(f->s, 0, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0,
+                                  T0 + SEC(7));
+    r = send_req(f, RID0 + 4, NULL, T0 + SEC(8));
+    assert_contains(answer_for(f, r)->body, "condition='remote-connection-failed'");
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+static void test_restart_per_stream(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_bosh_body_t b;
+    xb_request_id_t r;
+
+    create_multi(f, 3, n0);
+    add_second(f, RID0 + 1, n1);
+    b = make_body(RID0 + 2, NULL);
+    b.restart = 1;
+    b.to = "other.example";
+    b.stream = n1;
+    send_body(f, &b, T0 + SEC(3));
+    assert_int_equal(f->rec.stream_restarts[1], 1);
+    assert_int_equal(f->rec.stream_restarts[0], 0);
+    /* Which one, with two open? */
+    b = make_body(RID0 + 3, NULL);
+    b.restart = 1;
+    b.to = "example.com";
+    r = send_body(f, &b, T0 + SEC(4));
+    assert_contains(answer_for(f, r)->body, "condition='bad-request'");
+    assert_int_equal(f->rec.restarts, 1);
+}
+
+static void test_add_stream_refused(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64], n1[64];
+    xb_request_id_t r, r2;
+
+    create_multi(f, 2, n0);
+    f->rec.refuse = XB_COND_HOST_UNKNOWN;
+    r = add_stream_req(f, RID0 + 1, "unknown.example", T0 + SEC(1));
+    assert_contains(answer_for(f, r)->body, "condition='host-unknown'");
+    assert_int_equal(strlen(stream_attr(answer_for(f, r))), 32);
+    assert_string_not_equal(stream_attr(answer_for(f, r)), n0);
+    assert_false(xb_bosh_session_is_finished(f->s));
+    f->rec.refuse = XB_COND_NONE;
+    f->rec.opened[1] = 0; /* the refused one had asked for slot 1 too */
+    rec_clear(&f->rec);
+    add_second(f, RID0 + 2, n1);
+    /* XmppBridgeMaxStreams 2: a third is refused, stream-scoped. */
+    r2 = add_stream_req(f, RID0 + 3, "third.example", T0 + SEC(3));
+    assert_contains(answer_for(f, r2)->body, "condition='policy-violation'");
+    assert_false(xb_bosh_session_is_finished(f->s));
+    assert_int_equal(xb_bosh_session_stream_count(f->s), 2);
+}
+
+/* A poll held beside an add-stream request is no §11 overactivity: add-stream is not a poll. */
+static void test_add_stream_beside_poll(void **state)
+{
+    fixture_t *f = *state;
+    char n0[64];
+    xb_request_id_t r1, r2;
+
+    create_multi(f, 3, n0);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = add_stream_req(f, RID0 + 2, "other.example", T0 + SEC(1));
+    assert_non_null(answer_for(f, r1)); /* hold 1: the poll answered */
+    assert_not_contains(answer_for(f, r1)->body, "condition=");
+    assert_null(answer_for(f, r2));
+    assert_false(xb_bosh_session_is_finished(f->s));
+    /* Its wait runs out before the features: answered empty, but naming the stream. */
+    xb_bosh_session_tick(f->s, T0 + SEC(31));
+    assert_int_equal(strlen(stream_attr(answer_for(f, r2))), 32);
+    assert_contains(answer_for(f, r2)->body, "from='other.example'");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1955,6 +2423,23 @@ int main(void)
         T(test_creation_attributes),
         T(test_content_absent),
         T(test_terminate_hold2),
+        T(test_bounce_queued_at_inactivity),
+        T(test_no_bounce_for_delivered),
+        T(test_bounce_answer_never_fetched),
+        T(test_no_bounce_after_refetch),
+        T(test_bounce_on_client_terminate_without_held),
+        T(test_gateway_end_bounces_without_live_request),
+        T(test_gateway_end_delivers_to_live_request),
+        T(test_no_bounce_when_server_closed),
+        T(test_streams_off_by_default),
+        T(test_add_stream_and_route),
+        T(test_answer_never_mixes_streams),
+        T(test_unknown_stream_item_not_found),
+        T(test_client_closes_one_stream),
+        T(test_server_closes_one_stream),
+        T(test_restart_per_stream),
+        T(test_add_stream_refused),
+        T(test_add_stream_beside_poll),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
