@@ -76,6 +76,8 @@ def _module_conf(prosody, ca, moved_uri):
 XmppBridgeInactivity {inactivity}
 # hold 2 makes §11's "more than `requests` unanswered" reachable (test_c1100a)
 XmppBridgeMaxHold 2
+# §16 multiple streams are off by default (one stream per session)
+XmppBridgeMaxStreams 4
 XmppBridgeDomain {down} 127.0.0.1:{down_port} starttls
 <Location /http-bind-moved>
     SetHandler xmpp-bosh
