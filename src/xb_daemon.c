@@ -5,6 +5,10 @@
  *  - one connection per HTTP request in flight (ipc_conn_t): a BOSH request frame comes in, a
  *    response frame goes out when the session answers, then the connection closes;
  *  - one XMPP client-to-server socket per session (bridge_session_t).
+ * A wake-up costs what the sessions that have something to do cost, not what all of them do:
+ * each session's earliest deadline sits in a min-heap (xb_timer_heap), and every session a
+ * wake-up touched (session_sync) goes on a list; run_timers looks at the due and the touched
+ * ones only.
  * Sessions never block each other: every socket is non-blocking and every protocol decision is
  * made by the sans-I/O cores (xb_bosh_session, xb_xmpp_conn) from inside this loop.
  */
@@ -26,6 +30,7 @@
 #include "xb_ipc.h"
 #include "xb_log.h"
 #include "xb_jwt.h"
+#include "xb_timer_heap.h"
 #include "xb_xmpp_conn.h"
 #include "xb_xmpp_login.h"
 
@@ -86,6 +91,9 @@ struct bridge_session {
     apr_time_t created;
     int ended;                   /* ended by the daemon (logout, cap); its client is told */
     int attached;                /* prebound, and the browser has sent its first request */
+    xb_timer_t timer;            /* armed at the earliest of the deadlines above and the BOSH
+                                    session's own (xb_bosh_session_next_deadline) */
+    int touched;                 /* on d->touched (or queued for reaping) */
 };
 
 typedef struct domain_addr {
@@ -100,6 +108,7 @@ struct xb_daemon {
     apr_pollset_t *pollset;
     apr_socket_t *listener;
     fd_kind_t listener_kind;
+    apr_pollfd_t listener_pfd; /* the pollset keeps a pointer to it (APR_POLLSET_NOCOPY) */
     apr_hash_t *sessions; /* sid -> bridge_session_t */
     apr_hash_t *requests; /* xb_request_id_t -> ipc_conn_t */
     apr_hash_t *addrs;    /* domain name -> domain_addr_t */
@@ -112,6 +121,8 @@ struct xb_daemon {
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
+    xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
+    apr_array_header_t *touched;      /* of bridge_session_t *: changed since run_timers */
     int stopping;
 };
 
@@ -441,6 +452,16 @@ static void session_connected(bridge_session_t *s)
     xb_xmpp_conn_start(s->xmpp);
 }
 
+/* Something happened to the session: run_timers looks at it at the end of this round (its
+ * deadlines may have moved, it may be over). */
+static void session_touch(bridge_session_t *s)
+{
+    if (!s->touched) {
+        s->touched = 1;
+        APR_ARRAY_PUSH(s->d->touched, bridge_session_t *) = s;
+    }
+}
+
 /* Brings the pollset, the shared table and the reaping in line with the session's state. */
 static void session_sync(bridge_session_t *s)
 {
@@ -450,6 +471,7 @@ static void session_sync(bridge_session_t *s)
     if (s->reaped) {
         return;
     }
+    session_touch(s);
     session_write(s);
     if (!s->sock_closed) {
         if (s->connecting) {
@@ -484,6 +506,7 @@ static void session_reap(bridge_session_t *s)
     apr_hash_index_t *hi;
 
     s->reaped = 1;
+    xb_timer_heap_remove(s->d->timers, &s->timer);
     session_close_socket(s);
     xb_shm_table_remove(s->d->table, s->sid);
     apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
@@ -572,6 +595,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s = apr_pcalloc(pool, sizeof(*s));
     s->kind = FD_XMPP;
     s->d = d;
+    s->timer.data = s;
     s->pool = pool;
     s->domain = domain;
     s->created = now;
@@ -608,6 +632,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
     s->connect_deadline = now + d->conf->connect_timeout;
     apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
+    session_touch(s);
     return s;
 }
 
@@ -1352,58 +1377,87 @@ static void accept_conns(xb_daemon_t *d)
 
 /* ---- timers ----------------------------------------------------------------------------- */
 
+static apr_time_t earliest(apr_time_t a, apr_time_t b)
+{
+    return (a == 0 || (b != 0 && b < a)) ? b : a;
+}
+
+/* One session's upkeep: its timeouts, the end of a finished session, its place in the heap.
+ * Returns 1 when the session is to be reaped. */
+static int session_upkeep(bridge_session_t *s, apr_time_t now)
+{
+    xb_daemon_t *d = s->d;
+    apr_time_t due;
+
+    if (s->connect_deadline && now >= s->connect_deadline
+        && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
+               "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
+               s->domain->host, (unsigned)s->domain->port, s->domain->name);
+        s->connecting = 0;
+        session_close_socket(s);
+        if (s->login) {
+            prebind_fail(s, 504, "timeout", "XmppBridgeConnectTimeout");
+            s->xmpp_closed = 1;
+        }
+        else {
+            session_fail(s, "timed out setting up the XMPP stream");
+        }
+    }
+    if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
+        s->connect_deadline = 0;
+    }
+    if (s->bosh) {
+        xb_bosh_session_tick(s->bosh, now);
+    }
+    session_sync(s);
+    if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
+        return 1;
+    }
+    due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
+    due = earliest(due, s->connect_deadline);
+    due = earliest(due, s->close_deadline);
+    xb_timer_heap_set(d->timers, &s->timer, due);
+    return 0;
+}
+
+/* The sessions whose deadline came and those this round touched get their upkeep; nobody
+ * else is looked at. Returns when the loop must wake up next. */
 static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
 {
     apr_time_t next = now + MAX_POLL_WAIT;
-    apr_hash_index_t *hi;
     apr_array_header_t *reap = d->to_reap;
+    xb_timer_t *t;
     int i;
 
     reap->nelts = 0;
-
-    for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
-        bridge_session_t *s = apr_hash_this_val(hi);
-        apr_time_t due;
-
-        if (s->connect_deadline && now >= s->connect_deadline
-            && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
-            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
-                   "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
-                   s->domain->host, (unsigned)s->domain->port, s->domain->name);
-            s->connecting = 0;
-            session_close_socket(s);
-            if (s->login) {
-                prebind_fail(s, 504, "timeout", "XmppBridgeConnectTimeout");
-                s->xmpp_closed = 1;
+    while ((t = xb_timer_heap_pop_due(d->timers, now)) != NULL) {
+        session_touch(t->data);
+    }
+    for (;;) {
+        /* The list may grow while it is walked (an upkeep that touches another session). A
+         * session stays marked while it waits for reaping, so it is queued only once. */
+        for (i = 0; i < d->touched->nelts; i++) {
+            bridge_session_t *s = APR_ARRAY_IDX(d->touched, i, bridge_session_t *);
+            if (session_upkeep(s, now)) {
+                APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
             }
             else {
-                session_fail(s, "timed out setting up the XMPP stream");
+                s->touched = 0;
             }
         }
-        if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
-            s->connect_deadline = 0;
+        d->touched->nelts = 0;
+        if (reap->nelts == 0) {
+            break;
         }
-        if (s->bosh) {
-            xb_bosh_session_tick(s->bosh, now);
+        for (i = 0; i < reap->nelts; i++) {
+            session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
         }
-        session_sync(s);
-        if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
-            APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
-            continue;
-        }
-        due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
-        if (due && due < next) {
-            next = due;
-        }
-        if (s->connect_deadline && s->connect_deadline < next) {
-            next = s->connect_deadline;
-        }
-        if (s->close_deadline && s->close_deadline < next) {
-            next = s->close_deadline;
-        }
+        reap->nelts = 0;
     }
-    for (i = 0; i < reap->nelts; i++) {
-        session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
+    t = xb_timer_heap_first(d->timers);
+    if (t && t->due < next) {
+        next = t->due;
     }
     return next;
 }
@@ -1476,7 +1530,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
                                 xb_shm_table_t *table, apr_socket_t *listener)
 {
     const char *errmsg = NULL;
-    apr_pollfd_t lpfd;
+    apr_pollfd_t *lpfd = &d->listener_pfd;
     apr_status_t rv;
     apr_uint32_t size = conf->max_sessions * 3 + 64;
 
@@ -1492,6 +1546,8 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->logouts = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
+    d->timers = xb_timer_heap_create(pool, conf->max_sessions);
+    d->touched = apr_array_make(pool, 64, sizeof(bridge_session_t *));
     apply_limits(d);
     d->parse_limits.max_depth = 64;
 
@@ -1502,19 +1558,23 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
                errmsg ? errmsg : "unknown error");
         return APR_EGENERAL;
     }
-    rv = apr_pollset_create(&d->pollset, size, pool, 0);
+    /* NOCOPY: the pollset points at the apr_pollfd_t each ipc_conn_t and bridge_session_t
+     * carries, which outlives its registration. Without it APR copies every descriptor into a
+     * ring and apr_pollset_remove walks that ring: O(descriptors) for each change of a
+     * session's or a request's events, most of the daemon's time per message at N = 1,000. */
+    rv = apr_pollset_create(&d->pollset, size, pool, APR_POLLSET_NOCOPY);
     if (rv != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04020) "cannot create the pollset (%d)", rv);
         return rv;
     }
     apr_socket_opt_set(listener, APR_SO_NONBLOCK, 1);
     apr_socket_timeout_set(listener, 0);
-    memset(&lpfd, 0, sizeof(lpfd));
-    lpfd.desc_type = APR_POLL_SOCKET;
-    lpfd.desc.s = listener;
-    lpfd.reqevents = APR_POLLIN;
-    lpfd.client_data = &d->listener_kind;
-    return apr_pollset_add(d->pollset, &lpfd);
+    memset(lpfd, 0, sizeof(*lpfd));
+    lpfd->desc_type = APR_POLL_SOCKET;
+    lpfd->desc.s = listener;
+    lpfd->reqevents = APR_POLLIN;
+    lpfd->client_data = &d->listener_kind;
+    return apr_pollset_add(d->pollset, lpfd);
 }
 
 apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_table_t *table,
