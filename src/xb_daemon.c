@@ -2,8 +2,10 @@
  *
  * Three kinds of descriptors share one pollset:
  *  - the listening Unix socket, where handlers connect;
- *  - one connection per HTTP request in flight (ipc_conn_t): a BOSH request frame comes in, a
- *    response frame goes out when the session answers, then the connection closes;
+ *  - the handlers' connections (ipc_conn_t), one request at a time each: a request frame comes
+ *    in, a response frame goes out when the session answers, and the connection stays open for
+ *    the handler's next request (each Apache child keeps its idle connections,
+ *    mod_xmpp_bridge_link.c) until the handler closes it;
  *  - one XMPP client-to-server socket per session (bridge_session_t).
  * A wake-up costs what the sessions that have something to do cost, not what all of them do:
  * each session's earliest deadline sits in a min-heap (xb_timer_heap), and every session a
@@ -26,6 +28,7 @@
 
 #include "xb_bosh_body.h"
 #include "xb_bosh_session.h"
+#include "xb_buf.h"
 #include "xb_daemon.h"
 #include "xb_ipc.h"
 #include "xb_log.h"
@@ -47,19 +50,23 @@ typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 typedef struct xb_daemon xb_daemon_t;
 typedef struct bridge_session bridge_session_t;
 
-/* One handler's connection: carries one HTTP request of one session. */
+/* An answer buffer bigger than this is released once written. */
+#define CONN_OUT_KEEP 4096
+
+/* One handler's connection: carries one HTTP request at a time, then the next one. */
 typedef struct ipc_conn {
     fd_kind_t kind; /* first member: the pollset's client_data points here */
     xb_daemon_t *d;
-    apr_pool_t *pool;
+    apr_pool_t *base;        /* the connection's own: socket, reader, this struct */
+    apr_pool_t *pool;        /* = d->scratch: what a frame needs while it is handled (cleared
+                                after every round; whatever outlives that is copied) */
     apr_socket_t *sock;
     apr_pollfd_t pfd;
     apr_int16_t events;
     xb_ipc_reader_t *reader;
     xb_request_id_t req_id;  /* non-zero while registered in d->requests */
     bridge_session_t *session;
-    const char *out;
-    apr_size_t out_len, out_off;
+    xb_buf_t out;            /* the answer being written (malloc: a connection lives long) */
     int closing;
     int passed_fd;           /* a descriptor that came with the frame (SCM_RIGHTS), or -1 */
 } ipc_conn_t;
@@ -120,6 +127,7 @@ struct xb_daemon {
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
+    apr_pool_t *scratch;              /* per-frame allocations, cleared after every round */
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
     xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
     apr_array_header_t *touched;      /* of bridge_session_t *: changed since run_timers */
@@ -172,12 +180,17 @@ static void poll_set(xb_daemon_t *d, apr_pollfd_t *pfd, apr_int16_t *current, ap
 
 /* ---- answers to handlers ---------------------------------------------------------------- */
 
+static int conn_writing(const ipc_conn_t *conn)
+{
+    return conn->out.len > conn->out.start;
+}
+
 static void conn_flush(ipc_conn_t *conn)
 {
-    while (conn->out && conn->out_off < conn->out_len) {
-        apr_size_t n = conn->out_len - conn->out_off;
-        apr_status_t rv = apr_socket_send(conn->sock, conn->out + conn->out_off, &n);
-        conn->out_off += n;
+    while (conn_writing(conn)) {
+        apr_size_t n = conn->out.len - conn->out.start;
+        apr_status_t rv = apr_socket_send(conn->sock, conn->out.data + conn->out.start, &n);
+        xb_buf_consume(&conn->out, n, CONN_OUT_KEEP);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLOUT);
             return;
@@ -188,9 +201,9 @@ static void conn_flush(ipc_conn_t *conn)
             return;
         }
     }
-    if (conn->out) {
-        conn_close(conn);
-    }
+    /* Answered: the connection waits for the handler's next request (or its close). */
+    conn->session = NULL;
+    poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLIN);
 }
 
 static void conn_unregister(ipc_conn_t *conn)
@@ -203,10 +216,22 @@ static void conn_unregister(ipc_conn_t *conn)
 
 static void conn_send_frame(ipc_conn_t *conn, int status, const char *body, apr_size_t len)
 {
-    conn->out = xb_ipc_frame(conn->pool, XB_IPC_RESPONSE, (uint32_t)status, body, len, NULL, 0,
-                             &conn->out_len);
-    conn->out_off = 0;
+    xb_ipc_header_t hdr;
+
+    hdr.magic = XB_IPC_MAGIC;
+    hdr.type = XB_IPC_RESPONSE;
+    hdr.aux = (uint32_t)status;
+    hdr.length = (uint32_t)len;
     conn_unregister(conn);
+    if (conn->closing) {
+        return;
+    }
+    if (!xb_buf_append(&conn->out, (const char *)&hdr, sizeof(hdr))
+        || !xb_buf_append(&conn->out, body, len)) {
+        /* The handler sees the connection end; the answer stays in the replay cache. */
+        conn_close(conn);
+        return;
+    }
     conn_flush(conn);
 }
 
@@ -1200,8 +1225,11 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
         break;
     case XB_IPC_RELEASE:
         if (conn->req_id && conn->session && conn->session->bosh) {
-            xb_bosh_session_release(conn->session->bosh, conn->req_id, apr_time_now());
-            session_sync(conn->session);
+            /* The answer goes out from inside, and an answered connection forgets its
+             * session: keep it at hand. */
+            bridge_session_t *s = conn->session;
+            xb_bosh_session_release(s->bosh, conn->req_id, apr_time_now());
+            session_sync(s);
         }
         break;
     case XB_IPC_TERMINATE:
@@ -1311,7 +1339,7 @@ static void conn_read(ipc_conn_t *conn)
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04016) "malformed frame from a handler");
         conn_close(conn);
     }
-    if (at_eof && !conn->closing && !(conn->out && conn->out_off < conn->out_len)) {
+    if (at_eof && !conn->closing && !conn_writing(conn)) {
         /* The handler went away (client gone, child stopping): its request is forgotten,
          * whatever its answer would have been stays queued for the client's re-send. */
         conn_close(conn);
@@ -1326,14 +1354,16 @@ static void conn_close(ipc_conn_t *conn)
     conn->closing = 1;
     if (conn->req_id) {
         xb_request_id_t id = conn->req_id;
+        bridge_session_t *s = conn->session;
         conn_unregister(conn);
-        if (conn->session && !conn->session->reaped && conn->session->bosh) {
-            xb_bosh_session_request_gone(conn->session->bosh, id, apr_time_now());
-            session_sync(conn->session);
+        if (s && !s->reaped && s->bosh) {
+            xb_bosh_session_request_gone(s->bosh, id, apr_time_now());
+            session_sync(s);
         }
     }
     poll_set(conn->d, &conn->pfd, &conn->events, 0);
     apr_socket_close(conn->sock);
+    xb_buf_free(&conn->out);
     if (conn->passed_fd >= 0) {
         close(conn->passed_fd);
         conn->passed_fd = -1;
@@ -1362,7 +1392,8 @@ static void accept_conns(xb_daemon_t *d)
         conn = apr_pcalloc(pool, sizeof(*conn));
         conn->kind = FD_IPC;
         conn->d = d;
-        conn->pool = pool;
+        conn->base = pool;
+        conn->pool = d->scratch;
         conn->sock = sock;
         conn->reader = xb_ipc_reader_create(pool, d->conf->max_body_size + 1024);
         conn->passed_fd = -1;
@@ -1503,9 +1534,10 @@ static void destroy_closed_conns(xb_daemon_t *d)
     int i;
 
     for (i = 0; i < d->closed_conns->nelts; i++) {
-        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->pool);
+        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->base);
     }
     d->closed_conns->nelts = 0;
+    apr_pool_clear(d->scratch);
 }
 
 static void shutdown_sessions(xb_daemon_t *d)
@@ -1545,6 +1577,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->addrs = apr_hash_make(pool);
     d->logouts = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
+    apr_pool_create(&d->scratch, pool);
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
     d->timers = xb_timer_heap_create(pool, conf->max_sessions);
     d->touched = apr_array_make(pool, 64, sizeof(bridge_session_t *));
