@@ -76,7 +76,19 @@ typedef struct xb_daemon_link {
     request_rec *r;
     int fd;
     apr_socket_t *sock; /* the same fd, for apr_poll */
+    int reused;         /* taken from this child's idle connections */
 } xb_daemon_link_t;
+
+/* This child's idle daemon connections (created in child_init, closed with `pchild`). */
+void xb_link_child_init(apr_pool_t *pchild);
+/* Like xb_link_open, but takes an idle connection of this child when there is one (`reused`
+ * set): one request at a time per connection, no connect and no accept per request. */
+apr_status_t xb_link_open_reuse(xb_daemon_link_t *link, request_rec *r,
+                                const char *socket_path);
+/* The answer was read whole: the connection goes back to this child's idle ones (closed if
+ * there is no room). Any other end of an exchange is xb_link_close or the pool cleanup, which
+ * tells the daemon the request is gone. */
+void xb_link_keep(xb_daemon_link_t *link);
 
 /* Connects, retrying for a few seconds while the daemon (re)starts; closed with r->pool. */
 apr_status_t xb_link_open(xb_daemon_link_t *link, request_rec *r, const char *socket_path);

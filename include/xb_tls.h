@@ -27,6 +27,9 @@ xb_tls_t *xb_tls_create(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
 /* Ciphertext from the peer. */
 void xb_tls_feed(xb_tls_t *t, const char *data, apr_size_t len);
 
+/* Bytes of ciphertext waiting to be pulled. */
+apr_size_t xb_tls_pending(xb_tls_t *t);
+
 /* Ciphertext to send: copies up to `len` bytes to `buf`, returns how many; 0 when none. */
 apr_size_t xb_tls_pull(xb_tls_t *t, char *buf, apr_size_t len);
 
@@ -38,6 +41,11 @@ xb_tls_io_t xb_tls_read(xb_tls_t *t, char *buf, apr_size_t len, apr_size_t *n);
 
 /* Plaintext to the peer, held until the handshake is complete. */
 xb_tls_io_t xb_tls_write(xb_tls_t *t, const char *data, apr_size_t len);
+
+/* Gives back what an idle connection does not need: a drained memory BIO that grew past a
+ * few kB during a burst is replaced by an empty one (OpenSSL's own record buffers go back by
+ * themselves: SSL_MODE_RELEASE_BUFFERS). Call when the owner has pulled everything. */
+void xb_tls_trim(xb_tls_t *t);
 
 /* Queues our close_notify (once). */
 void xb_tls_close_notify(xb_tls_t *t);

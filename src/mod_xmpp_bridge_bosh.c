@@ -419,6 +419,7 @@ static int relay_answer(bosh_exchange_t *x)
                       "away while this request was held");
         return answer_terminate(x, XB_COND_REMOTE_CONNECTION_FAILED);
     }
+    xb_link_keep(&x->link); /* answered whole: the next request of this child takes it */
     return write_answer(x, status, body, len);
 }
 
@@ -476,13 +477,22 @@ static int bosh_exchange(bosh_exchange_t *x, const char *data, apr_size_t len,
     apr_status_t rv;
     apr_interval_time_t wait = apr_time_from_sec(x->conf->max_wait) + DAEMON_ANSWER_SLACK;
 
-    rv = xb_link_open(&x->link, x->r, x->conf->socket_path);
+    rv = xb_link_open_reuse(&x->link, x->r, x->conf->socket_path);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05035) "cannot reach the bridge "
                       "daemon at %s", x->conf->socket_path);
         return HTTP_SERVICE_UNAVAILABLE;
     }
     rv = send_request(x, data, len);
+    if (rv != APR_SUCCESS && x->link.reused) {
+        /* The idle connection died under us (the daemon restarted): nothing of the request
+         * reached the daemon, so it goes again on a fresh connection. */
+        xb_link_close(&x->link);
+        rv = xb_link_open(&x->link, x->r, x->conf->socket_path);
+        if (rv == APR_SUCCESS) {
+            rv = send_request(x, data, len);
+        }
+    }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, XBLOGNO(05036) "cannot hand the request "
                       "to the bridge daemon");

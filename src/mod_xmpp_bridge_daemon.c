@@ -534,6 +534,7 @@ void xb_daemon_child_init(apr_pool_t *pchild, server_rec *s)
                                         retained->mutex);
     /* Held long-polls watch this pipe: when the child stops, they release their requests
      * instead of holding the child for up to `wait` seconds. */
+    xb_link_child_init(pchild);
     rv = apr_file_pipe_create_ex(&wake_read, &wake_write, APR_FULL_NONBLOCK, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, XBLOGNO(05023) "cannot create the wake-up "

@@ -1,7 +1,15 @@
 /* A handler's connection to the bridge daemon: connect (riding out a daemon restart), write a
  * frame, read the answer frame. Shared by every handler so they all behave the same when the
- * daemon is slow, restarting or gone. */
+ * daemon is slow, restarting or gone.
+ *
+ * A connection carries one request at a time. Once its answer is read whole, a BOSH handler
+ * gives it back to this child's idle connections and the next request takes it: no connect,
+ * no accept and no new daemon-side state per request. A connection that ends any other way
+ * (client gone, timeout, error) is closed, which is how the daemon learns the request is
+ * gone. When the child exits its idle connections close with it; the daemon keeps nothing for
+ * a connection without a request. */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,12 +19,74 @@
 #include <http_log.h>
 #include <apr_portable.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "mod_xmpp_bridge_private.h"
 #include "xb_ipc.h"
 
 /* How long a handler retries while the daemon (re)starts. */
 #define DAEMON_CONNECT_PATIENCE apr_time_from_sec(3)
+
+/* Idle connections a child keeps: enough for every thread of a large ThreadsPerChild. */
+#define IDLE_MAX 256
+
+static apr_thread_mutex_t *idle_lock; /* NULL: no reuse (before child_init, after exit) */
+static int idle_fd[IDLE_MAX];
+static int idle_n;
+static char idle_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+static apr_status_t idle_cleanup(void *data)
+{
+    (void)data;
+    idle_lock = NULL; /* the mutex goes with the same pool, after this (cleanups run LIFO) */
+    while (idle_n > 0) {
+        close(idle_fd[--idle_n]);
+    }
+    return APR_SUCCESS;
+}
+
+void xb_link_child_init(apr_pool_t *pchild)
+{
+    if (apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
+        idle_lock = NULL;
+        return;
+    }
+    apr_pool_cleanup_register(pchild, NULL, idle_cleanup, apr_pool_cleanup_null);
+}
+
+/* An idle connection has nothing to read: readable means the daemon closed it (it stopped or
+ * restarted) or sent something it should not have; either way it is not reused. */
+static int still_idle(int fd)
+{
+    struct pollfd p;
+
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) == 0;
+}
+
+static int idle_take(const char *socket_path)
+{
+    int fd = -1;
+
+    if (!idle_lock || apr_thread_mutex_lock(idle_lock) != APR_SUCCESS) {
+        return -1;
+    }
+    if (strcmp(idle_path, socket_path) == 0) {
+        while (fd < 0 && idle_n > 0) {
+            int candidate = idle_fd[--idle_n];
+            if (still_idle(candidate)) {
+                fd = candidate;
+            }
+            else {
+                close(candidate);
+            }
+        }
+    }
+    apr_thread_mutex_unlock(idle_lock);
+    return fd;
+}
 
 /* The cleanup carries the descriptor itself, not the link: a link lives in the handler's
  * stack frame, which is gone long before r->pool is cleared. */
@@ -70,6 +140,57 @@ apr_status_t xb_link_open(xb_daemon_link_t *link, request_rec *r, const char *so
         if (pause < apr_time_from_msec(200)) {
             pause *= 2;
         }
+    }
+}
+
+apr_status_t xb_link_open_reuse(xb_daemon_link_t *link, request_rec *r,
+                                const char *socket_path)
+{
+    int fd = idle_take(socket_path);
+
+    if (fd < 0) {
+        apr_status_t rv = xb_link_open(link, r, socket_path);
+        link->reused = 0;
+        return rv;
+    }
+    link->r = r;
+    link->fd = fd;
+    link->sock = NULL;
+    link->reused = 1;
+    apr_pool_cleanup_register(r->pool, (void *)(apr_uintptr_t)fd, link_fd_cleanup,
+                              apr_pool_cleanup_null);
+    return apr_os_sock_put(&link->sock, &link->fd, r->pool);
+}
+
+void xb_link_keep(xb_daemon_link_t *link)
+{
+    const char *socket_path = xb_conf_get(link->r->server)->socket_path;
+    int fd = link->fd;
+
+    if (fd < 0) {
+        return;
+    }
+    if (!idle_lock || strlen(socket_path) >= sizeof(idle_path)
+        || apr_thread_mutex_lock(idle_lock) != APR_SUCCESS) {
+        xb_link_close(link);
+        return;
+    }
+    apr_pool_cleanup_kill(link->r->pool, (void *)(apr_uintptr_t)fd, link_fd_cleanup);
+    link->fd = -1;
+    if (strcmp(idle_path, socket_path) != 0) {
+        /* Another socket (a new configuration): the old ones are of no use. */
+        while (idle_n > 0) {
+            close(idle_fd[--idle_n]);
+        }
+        apr_cpystrn(idle_path, socket_path, sizeof(idle_path));
+    }
+    if (idle_n < IDLE_MAX) {
+        idle_fd[idle_n++] = fd;
+        fd = -1;
+    }
+    apr_thread_mutex_unlock(idle_lock);
+    if (fd >= 0) {
+        close(fd);
     }
 }
 

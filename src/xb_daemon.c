@@ -2,9 +2,15 @@
  *
  * Three kinds of descriptors share one pollset:
  *  - the listening Unix socket, where handlers connect;
- *  - one connection per HTTP request in flight (ipc_conn_t): a BOSH request frame comes in, a
- *    response frame goes out when the session answers, then the connection closes;
+ *  - the handlers' connections (ipc_conn_t), one request at a time each: a request frame comes
+ *    in, a response frame goes out when the session answers, and the connection stays open for
+ *    the handler's next request (each Apache child keeps its idle connections,
+ *    mod_xmpp_bridge_link.c) until the handler closes it;
  *  - one XMPP client-to-server socket per session (bridge_session_t).
+ * A wake-up costs what the sessions that have something to do cost, not what all of them do:
+ * each session's earliest deadline sits in a min-heap (xb_timer_heap), and every session a
+ * wake-up touched (session_sync) goes on a list; run_timers looks at the due and the touched
+ * ones only.
  * Sessions never block each other: every socket is non-blocking and every protocol decision is
  * made by the sans-I/O cores (xb_bosh_session, xb_xmpp_conn) from inside this loop.
  */
@@ -24,10 +30,12 @@
 
 #include "xb_bosh_body.h"
 #include "xb_bosh_session.h"
+#include "xb_buf.h"
 #include "xb_daemon.h"
 #include "xb_ipc.h"
 #include "xb_log.h"
 #include "xb_jwt.h"
+#include "xb_timer_heap.h"
 #include "xb_xmpp_conn.h"
 #include "xb_xmpp_login.h"
 
@@ -54,19 +62,23 @@ typedef struct address_count {
     struct address_count *next_free;
 } address_count_t;
 
-/* One handler's connection: carries one HTTP request of one session. */
+/* An answer buffer bigger than this is released once written. */
+#define CONN_OUT_KEEP 4096
+
+/* One handler's connection: carries one HTTP request at a time, then the next one. */
 typedef struct ipc_conn {
     fd_kind_t kind; /* first member: the pollset's client_data points here */
     xb_daemon_t *d;
-    apr_pool_t *pool;
+    apr_pool_t *base;        /* the connection's own: socket, reader, this struct */
+    apr_pool_t *pool;        /* = d->scratch: what a frame needs while it is handled (cleared
+                                after every round; whatever outlives that is copied) */
     apr_socket_t *sock;
     apr_pollfd_t pfd;
     apr_int16_t events;
     xb_ipc_reader_t *reader;
     xb_request_id_t req_id;  /* non-zero while registered in d->requests */
     bridge_session_t *session;
-    const char *out;
-    apr_size_t out_len, out_off;
+    xb_buf_t out;            /* the answer being written (malloc: a connection lives long) */
     int closing;
     int passed_fd;           /* a descriptor that came with the frame (SCM_RIGHTS), or -1 */
 } ipc_conn_t;
@@ -110,6 +122,9 @@ struct bridge_session {
     int stream_done;             /* the BOSH side closed it */
     bridge_session_t **added;    /* owner: added streams by index (NULL: none); n_added slots */
     unsigned n_added;
+    xb_timer_t timer;            /* armed at the earliest of the deadlines above and the BOSH
+                                    session's own (xb_bosh_session_next_deadline) */
+    int touched;                 /* on d->touched (or queued for reaping) */
 };
 
 typedef struct domain_addr {
@@ -124,7 +139,7 @@ struct xb_daemon {
     apr_pollset_t *pollset;
     apr_socket_t *listener;
     fd_kind_t listener_kind;
-    apr_pollfd_t listener_pfd;
+    apr_pollfd_t listener_pfd; /* the pollset keeps a pointer to it (APR_POLLSET_NOCOPY) */
     apr_int16_t listener_events; /* APR_POLLIN; 0 while accepting is paused */
     apr_time_t accept_retry_at;  /* != 0: paused, out of descriptors, until then */
     apr_time_t accept_warned_at; /* the warning is logged at most once a second */
@@ -141,7 +156,10 @@ struct xb_daemon {
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
+    apr_pool_t *scratch;              /* per-frame allocations, cleared after every round */
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
+    xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
+    apr_array_header_t *touched;      /* of bridge_session_t *: changed since run_timers */
     int stopping;
 };
 
@@ -192,12 +210,17 @@ static void poll_set(xb_daemon_t *d, apr_pollfd_t *pfd, apr_int16_t *current, ap
 
 /* ---- answers to handlers ---------------------------------------------------------------- */
 
+static int conn_writing(const ipc_conn_t *conn)
+{
+    return conn->out.len > conn->out.start;
+}
+
 static void conn_flush(ipc_conn_t *conn)
 {
-    while (conn->out && conn->out_off < conn->out_len) {
-        apr_size_t n = conn->out_len - conn->out_off;
-        apr_status_t rv = apr_socket_send(conn->sock, conn->out + conn->out_off, &n);
-        conn->out_off += n;
+    while (conn_writing(conn)) {
+        apr_size_t n = conn->out.len - conn->out.start;
+        apr_status_t rv = apr_socket_send(conn->sock, conn->out.data + conn->out.start, &n);
+        xb_buf_consume(&conn->out, n, CONN_OUT_KEEP);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLOUT);
             return;
@@ -208,9 +231,9 @@ static void conn_flush(ipc_conn_t *conn)
             return;
         }
     }
-    if (conn->out) {
-        conn_close(conn);
-    }
+    /* Answered: the connection waits for the handler's next request (or its close). */
+    conn->session = NULL;
+    poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLIN);
 }
 
 static void conn_unregister(ipc_conn_t *conn)
@@ -223,10 +246,22 @@ static void conn_unregister(ipc_conn_t *conn)
 
 static void conn_send_frame(ipc_conn_t *conn, int status, const char *body, apr_size_t len)
 {
-    conn->out = xb_ipc_frame(conn->pool, XB_IPC_RESPONSE, (uint32_t)status, body, len, NULL, 0,
-                             &conn->out_len);
-    conn->out_off = 0;
+    xb_ipc_header_t hdr;
+
+    hdr.magic = XB_IPC_MAGIC;
+    hdr.type = XB_IPC_RESPONSE;
+    hdr.aux = (uint32_t)status;
+    hdr.length = (uint32_t)len;
     conn_unregister(conn);
+    if (conn->closing) {
+        return;
+    }
+    if (!xb_buf_append(&conn->out, (const char *)&hdr, sizeof(hdr))
+        || !xb_buf_append(&conn->out, body, len)) {
+        /* The handler sees the connection end; the answer stays in the replay cache. */
+        conn_close(conn);
+        return;
+    }
     conn_flush(conn);
 }
 
@@ -537,6 +572,16 @@ static void session_connected(bridge_session_t *s)
     xb_xmpp_conn_start(s->xmpp);
 }
 
+/* Something happened to the session: run_timers looks at it at the end of this round (its
+ * deadlines may have moved, it may be over). */
+static void session_touch(bridge_session_t *s)
+{
+    if (!s->touched) {
+        s->touched = 1;
+        APR_ARRAY_PUSH(s->d->touched, bridge_session_t *) = s;
+    }
+}
+
 /* Brings the pollset, the shared table and the reaping in line with the session's state. */
 static void session_sync(bridge_session_t *s)
 {
@@ -546,6 +591,7 @@ static void session_sync(bridge_session_t *s)
     if (s->reaped) {
         return;
     }
+    session_touch(s);
     session_write(s);
     if (!s->sock_closed) {
         if (s->connecting) {
@@ -597,6 +643,7 @@ static void session_reap(bridge_session_t *s)
     apr_hash_index_t *hi;
 
     s->reaped = 1;
+    xb_timer_heap_remove(s->d->timers, &s->timer);
     session_close_socket(s);
     address_release(s);
     if (!s->is_added_stream) {
@@ -752,6 +799,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s = apr_pcalloc(pool, sizeof(*s));
     s->kind = FD_XMPP;
     s->d = d;
+    s->timer.data = s;
     s->pool = pool;
     s->domain = domain;
     s->created = now;
@@ -797,6 +845,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     s->connect_deadline = now + d->conf->connect_timeout;
     apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
     address_take(s, client_ip);
+    session_touch(s);
     return s;
 }
 
@@ -1519,8 +1568,11 @@ static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const cha
         break;
     case XB_IPC_RELEASE:
         if (conn->req_id && conn->session && conn->session->bosh) {
-            xb_bosh_session_release(conn->session->bosh, conn->req_id, apr_time_now());
-            session_sync(conn->session);
+            /* The answer goes out from inside, and an answered connection forgets its
+             * session: keep it at hand. */
+            bridge_session_t *s = conn->session;
+            xb_bosh_session_release(s->bosh, conn->req_id, apr_time_now());
+            session_sync(s);
         }
         break;
     case XB_IPC_TERMINATE:
@@ -1630,7 +1682,7 @@ static void conn_read(ipc_conn_t *conn)
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04016) "malformed frame from a handler");
         conn_close(conn);
     }
-    if (at_eof && !conn->closing && !(conn->out && conn->out_off < conn->out_len)) {
+    if (at_eof && !conn->closing && !conn_writing(conn)) {
         /* The handler went away (client gone, child stopping): its request is forgotten,
          * whatever its answer would have been stays queued for the client's re-send. */
         conn_close(conn);
@@ -1645,14 +1697,16 @@ static void conn_close(ipc_conn_t *conn)
     conn->closing = 1;
     if (conn->req_id) {
         xb_request_id_t id = conn->req_id;
+        bridge_session_t *s = conn->session;
         conn_unregister(conn);
-        if (conn->session && !conn->session->reaped && conn->session->bosh) {
-            xb_bosh_session_request_gone(conn->session->bosh, id, apr_time_now());
-            session_sync(conn->session);
+        if (s && !s->reaped && s->bosh) {
+            xb_bosh_session_request_gone(s->bosh, id, apr_time_now());
+            session_sync(s);
         }
     }
     poll_set(conn->d, &conn->pfd, &conn->events, 0);
     apr_socket_close(conn->sock);
+    xb_buf_free(&conn->out);
     if (conn->passed_fd >= 0) {
         close(conn->passed_fd);
         conn->passed_fd = -1;
@@ -1721,7 +1775,8 @@ static void accept_conns(xb_daemon_t *d)
         conn = apr_pcalloc(pool, sizeof(*conn));
         conn->kind = FD_IPC;
         conn->d = d;
-        conn->pool = pool;
+        conn->base = pool;
+        conn->pool = d->scratch;
         conn->sock = sock;
         conn->reader = xb_ipc_reader_create(pool, d->conf->max_body_size + 1024);
         conn->passed_fd = -1;
@@ -1736,58 +1791,87 @@ static void accept_conns(xb_daemon_t *d)
 
 /* ---- timers ----------------------------------------------------------------------------- */
 
+static apr_time_t earliest(apr_time_t a, apr_time_t b)
+{
+    return (a == 0 || (b != 0 && b < a)) ? b : a;
+}
+
+/* One session's upkeep: its timeouts, the end of a finished session, its place in the heap.
+ * Returns 1 when the session is to be reaped. */
+static int session_upkeep(bridge_session_t *s, apr_time_t now)
+{
+    xb_daemon_t *d = s->d;
+    apr_time_t due;
+
+    if (s->connect_deadline && now >= s->connect_deadline
+        && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
+               "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
+               s->domain->host, (unsigned)s->domain->port, s->domain->name);
+        s->connecting = 0;
+        session_close_socket(s);
+        if (s->login) {
+            prebind_fail(s, 504, "timeout", "XmppBridgeConnectTimeout");
+            s->xmpp_closed = 1;
+        }
+        else {
+            session_fail(s, "timed out setting up the XMPP stream");
+        }
+    }
+    if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
+        s->connect_deadline = 0;
+    }
+    if (s->bosh) {
+        xb_bosh_session_tick(s->bosh, now);
+    }
+    session_sync(s);
+    if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
+        return 1;
+    }
+    due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
+    due = earliest(due, s->connect_deadline);
+    due = earliest(due, s->close_deadline);
+    xb_timer_heap_set(d->timers, &s->timer, due);
+    return 0;
+}
+
+/* The sessions whose deadline came and those this round touched get their upkeep; nobody
+ * else is looked at. Returns when the loop must wake up next. */
 static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
 {
     apr_time_t next = now + MAX_POLL_WAIT;
-    apr_hash_index_t *hi;
     apr_array_header_t *reap = d->to_reap;
+    xb_timer_t *t;
     int i;
 
     reap->nelts = 0;
-
-    for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
-        bridge_session_t *s = apr_hash_this_val(hi);
-        apr_time_t due;
-
-        if (s->connect_deadline && now >= s->connect_deadline
-            && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
-            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
-                   "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
-                   s->domain->host, (unsigned)s->domain->port, s->domain->name);
-            s->connecting = 0;
-            session_close_socket(s);
-            if (s->login) {
-                prebind_fail(s, 504, "timeout", "XmppBridgeConnectTimeout");
-                s->xmpp_closed = 1;
+    while ((t = xb_timer_heap_pop_due(d->timers, now)) != NULL) {
+        session_touch(t->data);
+    }
+    for (;;) {
+        /* The list may grow while it is walked (an upkeep that touches another session). A
+         * session stays marked while it waits for reaping, so it is queued only once. */
+        for (i = 0; i < d->touched->nelts; i++) {
+            bridge_session_t *s = APR_ARRAY_IDX(d->touched, i, bridge_session_t *);
+            if (session_upkeep(s, now)) {
+                APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
             }
             else {
-                session_fail(s, "timed out setting up the XMPP stream");
+                s->touched = 0;
             }
         }
-        if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
-            s->connect_deadline = 0;
+        d->touched->nelts = 0;
+        if (reap->nelts == 0) {
+            break;
         }
-        if (s->bosh) {
-            xb_bosh_session_tick(s->bosh, now);
+        for (i = 0; i < reap->nelts; i++) {
+            session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
         }
-        session_sync(s);
-        if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
-            APR_ARRAY_PUSH(reap, bridge_session_t *) = s;
-            continue;
-        }
-        due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
-        if (due && due < next) {
-            next = due;
-        }
-        if (s->connect_deadline && s->connect_deadline < next) {
-            next = s->connect_deadline;
-        }
-        if (s->close_deadline && s->close_deadline < next) {
-            next = s->close_deadline;
-        }
+        reap->nelts = 0;
     }
-    for (i = 0; i < reap->nelts; i++) {
-        session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
+    t = xb_timer_heap_first(d->timers);
+    if (t && t->due < next) {
+        next = t->due;
     }
     return next;
 }
@@ -1836,9 +1920,10 @@ static void destroy_closed_conns(xb_daemon_t *d)
     int i;
 
     for (i = 0; i < d->closed_conns->nelts; i++) {
-        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->pool);
+        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->base);
     }
     d->closed_conns->nelts = 0;
+    apr_pool_clear(d->scratch);
 }
 
 static void shutdown_sessions(xb_daemon_t *d)
@@ -1879,7 +1964,10 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->logouts = apr_hash_make(pool);
     d->addresses = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
+    apr_pool_create(&d->scratch, pool);
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
+    d->timers = xb_timer_heap_create(pool, conf->max_sessions);
+    d->touched = apr_array_make(pool, 64, sizeof(bridge_session_t *));
     apply_limits(d);
     d->parse_limits.max_depth = 64;
 
@@ -1890,7 +1978,11 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
                errmsg ? errmsg : "unknown error");
         return APR_EGENERAL;
     }
-    rv = apr_pollset_create(&d->pollset, size, pool, 0);
+    /* NOCOPY: the pollset points at the apr_pollfd_t each ipc_conn_t and bridge_session_t
+     * carries, which outlives its registration. Without it APR copies every descriptor into a
+     * ring and apr_pollset_remove walks that ring: O(descriptors) for each change of a
+     * session's or a request's events, most of the daemon's time per message at N = 1,000. */
+    rv = apr_pollset_create(&d->pollset, size, pool, APR_POLLSET_NOCOPY);
     if (rv != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04020) "cannot create the pollset (%d)", rv);
         return rv;

@@ -13,6 +13,9 @@
 #include <openssl/x509v3.h>
 #include "xb_tls.h"
 
+/* A drained memory BIO bigger than this is replaced by an empty one (xb_tls_trim). */
+#define BIO_KEEP 4096
+
 struct xb_tls {
     apr_pool_t *pool;
     SSL *ssl;
@@ -125,6 +128,9 @@ xb_tls_t *xb_tls_create(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     apr_pool_cleanup_register(pool, t, tls_cleanup, apr_pool_cleanup_null);
     SSL_set_connect_state(t->ssl);
+    /* The read and write record buffers (about 34 kB together) are freed whenever they are
+     * empty: an idle session, the common case for a BOSH gateway, holds none. */
+    SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
     /* Whatever the context says: an unverified peer is never acceptable here. */
     SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
     if (!server_name || !*server_name || !set_peer_name(t, server_name)) {
@@ -147,6 +153,57 @@ void xb_tls_feed(xb_tls_t *t, const char *data, apr_size_t len)
         }
         data += n;
         len -= (apr_size_t)n;
+    }
+}
+
+apr_size_t xb_tls_pending(xb_tls_t *t)
+{
+    return t->ssl ? (apr_size_t)BIO_ctrl_pending(t->wbio) : 0;
+}
+
+/* True when `bio` holds nothing and its buffer grew beyond BIO_KEEP. */
+static int bio_oversized_and_empty(BIO *bio)
+{
+    BUF_MEM *bm = NULL;
+
+    if (BIO_ctrl_pending(bio) != 0) {
+        return 0;
+    }
+    BIO_get_mem_ptr(bio, &bm);
+    return bm && bm->max > BIO_KEEP;
+}
+
+static BIO *fresh_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+
+    if (b) {
+        BIO_set_mem_eof_return(b, -1);
+    }
+    return b;
+}
+
+void xb_tls_trim(xb_tls_t *t)
+{
+    BIO *b;
+
+    if (!t->ssl) {
+        return;
+    }
+    /* SSL_MODE_RELEASE_BUFFERS alone leaves the read buffer allocated after a handshake
+     * record (TLS 1.3 session tickets) or an SSL_read that found nothing: free what is empty.
+     * SSL_free_buffers refuses (harmlessly) while a record is partly read. */
+    if (!SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0) {
+        SSL_free_buffers(t->ssl);
+    }
+    /* SSL_set0_[rw]bio frees the BIO it replaces. Out of memory: keep the old one. */
+    if (bio_oversized_and_empty(t->rbio) && (b = fresh_bio()) != NULL) {
+        SSL_set0_rbio(t->ssl, b);
+        t->rbio = b;
+    }
+    if (bio_oversized_and_empty(t->wbio) && (b = fresh_bio()) != NULL) {
+        SSL_set0_wbio(t->ssl, b);
+        t->wbio = b;
     }
 }
 
@@ -225,6 +282,12 @@ xb_tls_io_t xb_tls_read(xb_tls_t *t, char *buf, apr_size_t len, apr_size_t *n)
     *n = 0;
     if (!t->ssl || t->failed) {
         return XB_TLS_IO_ERROR;
+    }
+    if (t->established && !SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0) {
+        /* Nothing to decrypt. Asking anyway would make OpenSSL set its 16 kB read buffer up
+         * again just to find the BIO empty, and keep it: SSL_MODE_RELEASE_BUFFERS frees it
+         * only after a record was consumed. */
+        return XB_TLS_IO_WANT_READ;
     }
     ERR_clear_error();
     rc = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);

@@ -32,6 +32,8 @@
  * the rest of a long session. */
 #define KEEP_CAPACITY 65536
 #define READ_CHUNK 16384
+/* The socket buffer is drained at once in the common case: an idle session keeps none bigger. */
+#define OUT_KEEP 4096
 
 typedef enum {
     ST_INIT,      /* nothing sent yet */
@@ -142,14 +144,19 @@ static void drain_tls(xb_xmpp_conn_t *c)
     if (!c->tls) {
         return;
     }
-    do {
-        if (!xb_buf_reserve(&c->out, READ_CHUNK)) {
+    /* Room for what TLS holds, not a fixed chunk: a reserve would stay allocated. */
+    while ((n = xb_tls_pending(c->tls)) > 0) {
+        if (!xb_buf_reserve(&c->out, n)) {
             out_of_memory(c);
             return;
         }
         n = xb_tls_pull(c->tls, c->out.data + c->out.len, c->out.cap - c->out.len);
+        if (n == 0) {
+            break;
+        }
         c->out.len += n;
-    } while (n > 0);
+    }
+    xb_tls_trim(c->tls);
 }
 
 /* Plaintext for the server, through TLS once it is on. */
@@ -648,7 +655,7 @@ void xb_xmpp_conn_written(xb_xmpp_conn_t *c, apr_size_t n)
     if (n > c->out.len - c->out.start) {
         n = c->out.len - c->out.start;
     }
-    xb_buf_consume(&c->out, n, KEEP_CAPACITY);
+    xb_buf_consume(&c->out, n, OUT_KEEP);
 }
 
 void xb_xmpp_conn_send(xb_xmpp_conn_t *c, const char *data, apr_size_t len)

@@ -21,10 +21,11 @@
 
 /* Input is parsed in slices so a huge read cannot make `in` hold more than one slice beyond
  * the element limit before the limit is checked. */
-#define FEED_SLICE 16384
+#define FEED_SLICE 4096
 /* Buffers bigger than this are released when empty: one big stanza must not pin memory for
- * the rest of a long session. */
-#define KEEP_CAPACITY 65536
+ * the rest of a long session. Most sessions sit idle most of the time, so the bar is low:
+ * 64 kB here made a session that once got a 30 kB roster keep 64 kB for its whole life. */
+#define KEEP_CAPACITY 4096
 
 #define CLIENT_NS_ATTR " xmlns='" XB_CLIENT_NS "'"
 

@@ -27,6 +27,7 @@ EXERCISED = {
     "prebind-jwt-ejabberd.conf": "test_320_prebind_ejabberd.py (fixture `env`)",
     "prebind-openidc.conf": "test_154_example_only_configs (example only)",
     "prebind-kerberos.conf": "test_154_example_only_configs (example only)",
+    "event-10k-sessions.conf": "test_156_event_10k_example (configtest + its arithmetic)",
 }
 
 # Examples whose auth module the test machines lack: only what lies outside their
@@ -153,3 +154,39 @@ def test_155_readme_table_lists_every_directive():
     rows = set(re.findall(r"^  (XmppBridge\w+)", readme, re.M))
     assert names - rows == set(), "directives missing from the README table"
     assert rows - names == set(), "README rows for directives that do not exist"
+
+
+def test_156_event_10k_example(ca, workdir):
+    """The 10,000-session event MPM example passes `apache2 -t`, and its numbers add up to what
+    its comments and the README's sizing guide promise (no 10,000 sessions are started)."""
+    import re
+    from xbtest.examples import REPO
+
+    text = render_example("event-10k-sessions.conf", {
+        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": "example.org",
+        "XMPP_PORT": 5222, "CA_FILE": ca.cert_path})
+    a = Apache(tempfile.mkdtemp(dir=workdir, prefix="example-10k-"), mpm="event",
+               extra_conf=text)
+    rc, out = a.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
+
+    def value(name):
+        found = re.findall(r"^\s*%s\s+(\d+)\s*$" % name, text, re.M)
+        assert len(found) == 1, "%s: %r" % (name, found)
+        return int(found[0])
+
+    users = 10000
+    threads, limit = value("ThreadsPerChild"), value("ThreadLimit")
+    servers, workers = value("ServerLimit"), value("MaxRequestWorkers")
+    assert threads <= limit
+    assert workers % threads == 0 and workers <= servers * threads
+    assert workers >= 1.25 * users              # a held thread per user + senders
+    assert value("XmppBridgeMaxSessions") >= users
+    assert value("ThreadStackSize") <= 512 * 1024
+    assert value("Timeout") > value("XmppBridgeMaxWait")
+    assert value("KeepAliveTimeout") > value("XmppBridgeMaxWait")
+    nofile = int(re.search(r"LimitNOFILE=(\d+)", text).group(1))
+    assert nofile > users + workers + 1024    # the daemon: streams + handler connections
+    assert int(re.search(r"TasksMax=(\d+)", text).group(1)) > workers
+    with open(os.path.join(REPO, "README")) as f:
+        assert "event-10k-sessions.conf" in f.read(), "the README sizing guide names the example"

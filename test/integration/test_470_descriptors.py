@@ -39,3 +39,40 @@ def test_471_no_descriptor_leak(apache):
     assert after - before < 20, "children hold %d more descriptors after %d requests" % (
         after - before, REQUESTS)
     c.close()
+
+
+
+def daemon_unix_sockets(apache):
+    """The daemon's Unix sockets: its listener and the handlers' connections."""
+    import re
+    with open(apache.error_log_path) as f:
+        pids = re.findall(r"XB05016: bridge daemon started, pid (\d+)", f.read())
+    assert pids, "no daemon start logged"
+    with open("/proc/net/unix") as f:
+        unix_inodes = {line.split()[6] for line in f.readlines()[1:] if len(line.split()) > 6}
+    fd_dir = "/proc/%d/fd" % int(pids[-1])
+    count = 0
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in unix_inodes:
+            count += 1
+    return count
+
+
+def test_472_daemon_connections_are_reused(apache):
+    """A BOSH handler gives its daemon connection back to its child once the answer is read,
+    and the next request takes it: after many requests the daemon holds a few idle handler
+    connections (at most one per child thread that was used) besides its listener, neither
+    none (a connection per request, closed after it) nor one per request."""
+    c = BoshClient(apache.url("/http-bind"), "unconfigured.example", wait=5)
+    for _ in range(REQUESTS):
+        r = c.create(check=False)
+        assert r.condition == "host-unknown", r.raw
+    handler_conns = daemon_unix_sockets(apache) - 1
+    assert handler_conns >= 1, "no handler connection stayed open for the next request"
+    assert handler_conns < 20, "the daemon holds %d handler connections after %d requests" % (
+        handler_conns, REQUESTS)
+    c.close()
