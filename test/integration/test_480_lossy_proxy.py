@@ -107,14 +107,15 @@ async def _scenario(port, domain, users, rng):
         s, to = sessions[i], sessions[partner[i]].jid
         r = random.Random(rng.random())
         seq = 0
-        while seq < MESSAGES and s.error is None:
+        while seq < MESSAGES and s.error is None and s.terminated is None:
             for _ in range(min(r.randint(1, 3), MESSAGES - seq)):
                 s.queue("<message xmlns='%s' to='%s' type='chat' id='%d-%d'><body>%d:%d</body>"
                         "</message>" % (NS_CLIENT, to, i, seq, i, seq))
                 seq += 1
                 sent[i] = seq
             await asyncio.sleep(r.uniform(0.0, 0.05))
-            while len(s.out) > 10 and s.error is None:      # a client flushes before it types on
+            while len(s.out) > 10 and s.error is None and s.terminated is None:
+                # a client flushes before it types on
                 await asyncio.sleep(0.02)
 
     async def receiver(i):
@@ -135,6 +136,10 @@ async def _scenario(port, domain, users, rng):
         # anything still on its way (a duplicate would come now)
         await asyncio.sleep(1.0)
     t_exchange = time.monotonic() - t1
+    failures.extend("%s: ended by the gateway during the exchange: %s" % (s.tag, s.terminated)
+                    for s in sessions if s.terminated is not None)
+    for s in sessions:           # as it was when the exchange ended (for a failure report)
+        s.final_state = s.state()
     try:
         async with asyncio.timeout(30):
             await asyncio.gather(*(s.terminate(timeout=15) for s in sessions),
@@ -177,9 +182,10 @@ def _tally(sessions, partner, sent):
         out["duplicated"] += dups
         out["out_of_order"] += disorder
         if (lost or dups or disorder) and len(out["problems"]) < 10:
-            out["problems"].append("%s <- %s: lost %s, %d duplicated, %d out of order"
+            out["problems"].append("%s <- %s: lost %s, %d duplicated, %d out of order\n"
+                                   "      %s\n      %s"
                                    % (s.tag, sessions[expect_from].tag, lost[:10], dups,
-                                      disorder))
+                                      disorder, s.final_state, sessions[expect_from].final_state))
     return out
 
 
@@ -213,8 +219,8 @@ def test_481_not_one_stanza_lost(lossy_stack, capsys):
         print("\n" + summary)
         for p in t["problems"]:
             print("  " + p)
-    assert not failures and not errors, "%s\n%s\nsessions failed: %s" % (summary, failures,
-                                                                       errors[:5])
+    assert not failures and not errors, "%s\n%d failures, first: %s\nsessions failed: %s\n%s" % (
+        summary, len(failures), failures[:10], errors[:5], "\n".join(t["problems"]))
     assert t["sent"] == SESSIONS * MESSAGES
     assert (t["lost"], t["duplicated"], t["out_of_order"], t["foreign"]) == (0, 0, 0, 0), \
         "%s\n%s" % (summary, "\n".join(t["problems"]))

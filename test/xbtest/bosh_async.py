@@ -5,7 +5,9 @@ so hundreds of sessions cost little CPU. What it shares with Strophe (bosh-ancho
 contract):
   - one request always held while logged in (an empty poll when nothing is to be sent);
   - queued stanzas leave together in the next request; never more than `requests` (hold + 1)
-    requests outstanding, RIDs consecutive;
+    requests outstanding, and a new RID only within `requests` of the oldest unanswered one
+    (Strophe's `window`, set from `requests`): while a lost answer's request is re-sent, the
+    client does not run ahead of it;
   - a request whose connection broke, that got no answer, a 5xx, or a recoverable
     type='error' answer is sent again with the same RID and the same bytes; any 4xx is fatal.
 
@@ -57,6 +59,7 @@ class AsyncBoshSession:
         self.jid = None
         self.out = deque()          # ("stanza", xml) | ("special", attrs, payload)
         self.inflight = 0
+        self.unanswered = set()     # RIDs sent (or being re-sent) without an answer yet
         self.polling = False
         self.answers = {}           # rid -> [child Elements]
         self.inbox = []
@@ -65,6 +68,8 @@ class AsyncBoshSession:
         self._cond = asyncio.Condition()
         self._idle = []             # keep-alive connections: (reader, writer)
         self._tasks = set()
+        self.pending = {}           # rid -> sends so far, for requests still unanswered
+        self.last_answer = None     # monotonic time of the last answer
         self.counts = {"requests": 0, "resends": 0, "broken": 0, "timeouts": 0, "http_5xx": 0,
                        "recoverable": 0}
 
@@ -110,7 +115,14 @@ class AsyncBoshSession:
         """One BOSH request, re-sent (same RID, same bytes) until it gets an answer; returns the
         <body> Element."""
         self.counts["requests"] += 1
+        try:
+            return await self._exchange(rid, data)
+        finally:
+            self.pending.pop(rid, None)
+
+    async def _exchange(self, rid, data):
         for attempt in range(self.RESENDS + 1):
+            self.pending[rid] = attempt + 1
             if attempt:
                 self.counts["resends"] += 1
                 await asyncio.sleep(min(self.resend_delay * attempt * _sysrand.random(), 3.0))
@@ -163,6 +175,14 @@ class AsyncBoshSession:
         self._kick()
         return body
 
+    def state(self):
+        """One line for a failure report."""
+        age = "%.1fs ago" % (time.monotonic() - self.last_answer) if self.last_answer else "never"
+        return ("%s: next rid +%d, in flight %d %s, %d queued, last answer %s, terminated %s, "
+                "error %r" % (self.tag, self.rid - max(self.answers or [self.rid]), self.inflight,
+                              {r - max(self.answers or [r]): n for r, n in self.pending.items()},
+                              len(self.out), age, self.terminated, self.error))
+
     def queue(self, stanza):
         self.out.append(("stanza", stanza))
         self._kick()
@@ -176,6 +196,8 @@ class AsyncBoshSession:
         while self.terminated is None and self.error is None and self.sid:
             if self.inflight >= self.requests:
                 return
+            if self.unanswered and self.rid + 1 - min(self.unanswered) >= self.requests:
+                return              # the window: wait for the oldest request's answer
             if self.out:
                 if self.out[0][0] == "special":
                     _, attrs, payload = self.out.popleft()
@@ -191,6 +213,7 @@ class AsyncBoshSession:
             self.rid += 1
             data = self._body(self.rid, payload, attrs)
             self.inflight += 1
+            self.unanswered.add(self.rid)
             t = asyncio.ensure_future(self._run(self.rid, data))
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
@@ -200,15 +223,18 @@ class AsyncBoshSession:
             body = await self.exchange(rid, data)
         except Exception as e:  # noqa: BLE001 - reported to waiters
             self.inflight -= 1
+            self.unanswered.discard(rid)
             self.error = e
             async with self._cond:
                 self._cond.notify_all()
             return
         self.inflight -= 1
+        self.unanswered.discard(rid)
         await self._absorb(rid, body)
         self._kick()
 
     async def _absorb(self, rid, body):
+        self.last_answer = time.monotonic()
         kids = list(body)
         if rid not in self.answers:
             self.answers[rid] = kids

@@ -9,9 +9,10 @@ the exchanges (seeded RNG, one draw per exchange in arrival order), aborts it in
   drop_response  the request is forwarded, the whole response is read from upstream and thrown
                  away; the client connection is closed instead of delivering it (the gateway has
                  processed the request: only its replay cache can give the answer again);
-  cut_in_flight  the request is forwarded and both connections are reset after a random
-                 0-200 ms, answered or not (a held request whose client vanished: the gateway
-                 must keep its answer for the re-send).
+  cut_in_flight  the request is forwarded and, 5-50 ms later, both connections are reset
+                 (TCP RST) unless the answer came first, in which case it is thrown away as in
+                 drop_response (a held request whose client vanished: the gateway must keep
+                 the answer it gives later for the re-send).
 
 `weights` chooses between the kinds. An upstream that closes without answering (the gateway
 abandons an early RID that way) is mirrored: the client connection is closed too, counted as
@@ -36,6 +37,8 @@ import json
 import os
 import random
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -108,6 +111,18 @@ def _close(writer):
         writer.close()
     except Exception:  # noqa: BLE001 - closing anyway
         pass
+
+
+def _reset(writer):
+    """Close with a TCP reset (SO_LINGER 0), as a browser tearing down a connection often does:
+    the peer sees ECONNRESET at once rather than an orderly end of stream."""
+    sock = writer.get_extra_info("socket")
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    writer.transport.abort()
 
 
 class LossyProxy:
@@ -216,12 +231,12 @@ class LossyProxy:
                         self.aborts[fate] += 1
                         try:
                             await asyncio.wait_for(read_message(ureader, True, method),
-                                                   self.rng.uniform(0.0, 0.2))
+                                                   self.rng.uniform(0.005, 0.05))
                             self.counts["cut_after_answer"] += 1
                         except asyncio.TimeoutError:
                             pass
-                        uwriter.transport.abort()       # a reset: the gateway notices at once
-                        cwriter.transport.abort()
+                        _reset(uwriter)     # a reset, not a FIN: see _reset
+                        _reset(cwriter)
                         return
                     _rstart, _rh, rraw, upstream_close = await read_message(ureader, True, method)
                 except (HttpClosed, ConnectionError, OSError):
