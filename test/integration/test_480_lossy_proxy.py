@@ -229,3 +229,54 @@ def test_481_not_one_stanza_lost(lossy_stack, capsys):
     for kind, n in pstats["aborts"].items():
         assert n > 0, pstats
     assert pstats["aborted"] >= 0.5 * RATE * pstats["exchanges"], pstats
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_482_a_held_request_whose_client_closes_is_released_at_once(lossy_stack, how):
+    """A client that closes its connection during a held request (an orderly close, FIN, as
+    much as a reset) is noticed at once: the request stops holding an Apache worker (its
+    access-log line is written right away, not at `wait`), and its answer, given later, is kept
+    for the re-send (which gets it as a replay)."""
+    import socket
+    import struct
+    from xbtest.bosh import BoshClient
+
+    prosody, apache, users = lossy_stack
+    user = sorted(users)[0]
+    c = BoshClient(apache.url("/http-bind"), prosody.domain, wait=20)
+    peer = BoshClient(apache.url("/http-bind"), prosody.domain, wait=20)
+    try:
+        c.create()
+        c.login(user, users[user], mechanism="PLAIN")
+        peer.create()
+        peer.login(sorted(users)[1], users[sorted(users)[1]], mechanism="PLAIN")
+        peer.start_polling()            # its sends are answered at once
+        rid = c.rid + 1
+        body = c.build_body("", {"rid": rid, "sid": c.sid}).encode()
+        s = socket.create_connection(("127.0.0.1", apache.port), timeout=10)
+        s.sendall(b"POST /http-bind HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+                  b"X-Xbtest-Client: closer\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(1.0)                 # held by now
+        if how == "rst":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        deadline = time.monotonic() + 5
+        done = []
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.2)
+            done = [e for e in apache.access_log_entries() if e["client"] == "closer"]
+        assert done, "the held request of a client that closed (%s) still holds its worker" % how
+        assert done[0]["usec"] < 10 * 1000 * 1000, done
+        # a message arrives while nobody is there: the answer waits for the re-send
+        peer.send_message(c.jid, "while away")
+        time.sleep(1.0)
+        r = c.request("", rid=rid, timeout=30)
+        assert r.status == 200 and b"while away" in r.raw, r
+        assert r.elapsed < 5, r          # a replay, not a new wait
+    finally:
+        for x in (c, peer):
+            try:
+                x.terminate(timeout=5)
+            except Exception:
+                pass
+            x.close()
