@@ -207,12 +207,12 @@ def test_481_not_one_stanza_lost(lossy_stack, capsys):
     errors = ["%s: %r" % (s.tag, s.error) for s in sessions if s.error is not None]
     summary = ("lossy proxy: %d sessions, sent %d, received %d, lost %d, duplicated %d, "
                "out of order %d, foreign %d | proxy: %d exchanges, aborted %d (%s), upstream "
-               "closed %d, cut after answer %d | client: %d requests, %d re-sends, %d broken, %d timeouts, %d 5xx, %d "
+               "closed %d, cut after answer %d, cut by reset %d | client: %d requests, %d re-sends, %d broken, %d timeouts, %d 5xx, %d "
                "recoverable | login %.1fs, exchange %.1fs, elapsed %.1fs, seed %d"
                % (len(sessions), t["sent"], t["received"], t["lost"], t["duplicated"],
                   t["out_of_order"], t["foreign"], pstats["exchanges"], pstats["aborted"],
                   ", ".join("%s %d" % kv for kv in sorted(pstats["aborts"].items())),
-                  pstats["upstream_closed"], pstats["cut_after_answer"], counts["requests"], counts["resends"],
+                  pstats["upstream_closed"], pstats["cut_after_answer"], pstats["cut_reset"], counts["requests"], counts["resends"],
                   counts["broken"], counts["timeouts"], counts["http_5xx"], counts["recoverable"],
                   t_login, t_exchange, elapsed, SEED))
     with capsys.disabled():

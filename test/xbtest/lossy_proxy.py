@@ -9,10 +9,11 @@ the exchanges (seeded RNG, one draw per exchange in arrival order), aborts it in
   drop_response  the request is forwarded, the whole response is read from upstream and thrown
                  away; the client connection is closed instead of delivering it (the gateway has
                  processed the request: only its replay cache can give the answer again);
-  cut_in_flight  the request is forwarded and, 5-50 ms later, both connections are reset
-                 (TCP RST) unless the answer came first, in which case it is thrown away as in
-                 drop_response (a held request whose client vanished: the gateway must keep
-                 the answer it gives later for the re-send).
+  cut_in_flight  the request is forwarded and, 5-50 ms later, both connections are closed
+                 (upstream: a TCP reset or an orderly close, half each) unless the answer came
+                 first, in which case it is thrown away as in drop_response (a held request
+                 whose client vanished: the gateway must keep the answer it gives later for
+                 the re-send).
 
 `weights` chooses between the kinds. An upstream that closes without answering (the gateway
 abandons an early RID that way) is mirrored: the client connection is closed too, counted as
@@ -154,6 +155,7 @@ class LossyProxy:
             "client_gone": 0,        # the client closed while its exchange was in progress
             "upstream_errors": 0,    # could not connect upstream
             "cut_after_answer": 0,   # cut_in_flight exchanges whose answer had come already
+            "cut_reset": 0,          # cut_in_flight by a reset (the others: an orderly close)
         }
         self.aborts = {k: 0 for k in KINDS}
         self.started = None
@@ -235,7 +237,11 @@ class LossyProxy:
                             self.counts["cut_after_answer"] += 1
                         except asyncio.TimeoutError:
                             pass
-                        _reset(uwriter)     # a reset, not a FIN: see _reset
+                        if self.rng.random() < 0.5:
+                            self.counts["cut_reset"] += 1
+                            _reset(uwriter)
+                        else:
+                            uwriter.transport.abort()   # an orderly close (FIN)
                         _reset(cwriter)
                         return
                     _rstart, _rh, rraw, upstream_close = await read_message(ureader, True, method)
