@@ -14,13 +14,15 @@ import asyncio
 import os
 import random
 import resource
+import socket
+import struct
 import tempfile
 import time
 
 import pytest
 
 import conftest
-from xbtest.bosh import NS_CLIENT, local_tag, message_body
+from xbtest.bosh import NS_CLIENT, BoshClient, local_tag, message_body
 from xbtest.bosh_async import AsyncBoshSession
 from xbtest.lossy_proxy import LossyProxyProcess
 from xbtest.prosody import Prosody
@@ -206,21 +208,27 @@ def test_481_not_one_stanza_lost(lossy_stack, capsys):
             counts[k] = counts.get(k, 0) + v
     errors = ["%s: %r" % (s.tag, s.error) for s in sessions if s.error is not None]
     summary = ("lossy proxy: %d sessions, sent %d, received %d, lost %d, duplicated %d, "
-               "out of order %d, foreign %d | proxy: %d exchanges, aborted %d (%s), upstream "
-               "closed %d, cut after answer %d, cut by reset %d | client: %d requests, %d re-sends, %d broken, %d timeouts, %d 5xx, %d "
-               "recoverable | login %.1fs, exchange %.1fs, elapsed %.1fs, seed %d"
-               % (len(sessions), t["sent"], t["received"], t["lost"], t["duplicated"],
-                  t["out_of_order"], t["foreign"], pstats["exchanges"], pstats["aborted"],
-                  ", ".join("%s %d" % kv for kv in sorted(pstats["aborts"].items())),
-                  pstats["upstream_closed"], pstats["cut_after_answer"], pstats["cut_reset"], counts["requests"], counts["resends"],
-                  counts["broken"], counts["timeouts"], counts["http_5xx"], counts["recoverable"],
-                  t_login, t_exchange, elapsed, SEED))
+               "out of order %d, foreign %d" % (len(sessions), t["sent"], t["received"],
+                                                t["lost"], t["duplicated"], t["out_of_order"],
+                                                t["foreign"]))
+    summary += (" | proxy: %d exchanges, aborted %d (%s), upstream closed %d, cut after answer "
+                "%d, cut by reset %d" % (pstats["exchanges"], pstats["aborted"],
+                                         ", ".join("%s %d" % kv
+                                                   for kv in sorted(pstats["aborts"].items())),
+                                         pstats["upstream_closed"], pstats["cut_after_answer"],
+                                         pstats["cut_reset"]))
+    summary += (" | client: %d requests, %d re-sends, %d broken, %d timeouts, %d 5xx, "
+                "%d recoverable" % (counts["requests"], counts["resends"], counts["broken"],
+                                    counts["timeouts"], counts["http_5xx"],
+                                    counts["recoverable"]))
+    summary += (" | login %.1fs, exchange %.1fs, elapsed %.1fs, seed %d"
+                % (t_login, t_exchange, elapsed, SEED))
     with capsys.disabled():
         print("\n" + summary)
         for p in t["problems"]:
             print("  " + p)
-    assert not failures and not errors, "%s\n%d failures, first: %s\nsessions failed: %s\n%s" % (
-        summary, len(failures), failures[:10], errors[:5], "\n".join(t["problems"]))
+    assert not failures and not errors, "%s\n%d failures, first: %s\nsessions failed: %s\n%s" \
+        % (summary, len(failures), failures[:10], errors[:5], "\n".join(t["problems"]))
     assert t["sent"] == SESSIONS * MESSAGES
     assert (t["lost"], t["duplicated"], t["out_of_order"], t["foreign"]) == (0, 0, 0, 0), \
         "%s\n%s" % (summary, "\n".join(t["problems"]))
@@ -237,10 +245,6 @@ def test_482_a_held_request_whose_client_closes_is_released_at_once(lossy_stack,
     much as a reset) is noticed at once: the request stops holding an Apache worker (its
     access-log line is written right away, not at `wait`), and its answer, given later, is kept
     for the re-send (which gets it as a replay)."""
-    import socket
-    import struct
-    from xbtest.bosh import BoshClient
-
     prosody, apache, users = lossy_stack
     user = sorted(users)[0]
     c = BoshClient(apache.url("/http-bind"), prosody.domain, wait=20)

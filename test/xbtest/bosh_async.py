@@ -9,7 +9,10 @@ contract):
     (Strophe's `window`, set from `requests`): while a lost answer's request is re-sent, the
     client does not run ahead of it;
   - a request whose connection broke, that got no answer, a 5xx, or a recoverable
-    type='error' answer is sent again with the same RID and the same bytes; any 4xx is fatal.
+    type='error' answer is sent again with the same RID and the same bytes, after a short
+    random back-off (Strophe waits min(sends^3, 1.1 x wait) s; shorter here to keep the test
+    short, random so that the gateway meanwhile holds answers for requests that are gone);
+    any 4xx is fatal.
 
     s = AsyncBoshSession('127.0.0.1', port, '/http-bind', 'example.test', tag='u1')
     await s.create(); await s.login_plain('u1', 'pw')      # starts the poller

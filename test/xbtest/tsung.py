@@ -39,9 +39,10 @@ def short_hostname():
 
 class TsungResult:
     """What one run left: .rc, .output (the script's stdout+stderr), .elapsed, .log_dir (None if
-    Tsung never got as far), .stats ({name: the run's total}, from the last `stats:` line of each
-    name: a counter's running total, a sample's count so far plus this interval's), .errors ({error_*:
-    total}), .crashes (ERROR/CRASH REPORT entries of the controller log), .timed_out."""
+    Tsung never got as far), .stats ({name: the run's total}, from the last `stats:` line of
+    each name: a counter's running total, a sample's count so far plus this interval's),
+    .errors ({error_*: total}), .crashes (ERROR/CRASH REPORT entries of the controller log),
+    .timed_out."""
 
     def __init__(self, rc, output, elapsed, log_dir, timed_out):
         self.rc = rc
