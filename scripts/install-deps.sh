@@ -13,6 +13,7 @@ DEB_PKGS=(
   slapd ldap-utils ejabberd
   python3 python3-pytest valgrind
   chromium
+  tsung
 )
 
 missing=()

@@ -316,6 +316,26 @@ static void send_terminate_notice(bosh_exchange_t *x, const char *sid)
     xb_link_close(&x->link);
 }
 
+/* An orderly close (FIN) seen on the TCP socket itself: a non-blocking speculative read through
+ * the input filters cannot tell it from "nothing yet", since the socket bucket turns end of
+ * stream into an empty bucket and the core filter answers a non-blocking read with an empty
+ * brigade either way. */
+static int peer_closed(conn_rec *c)
+{
+    apr_socket_t *sock = ap_get_conn_socket(c);
+    apr_os_sock_t fd;
+    char byte;
+    ssize_t n;
+
+    if (!sock || apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
+        return 0;
+    }
+    do {
+        n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 /* A readable client connection is either a pipelined request or the client going away: peek
  * without consuming to tell them apart. */
 static int client_gone(conn_rec *c)
@@ -324,9 +344,16 @@ static int client_gone(conn_rec *c)
     apr_status_t rv = ap_get_brigade(c->input_filters, bb, AP_MODE_SPECULATIVE,
                                      APR_NONBLOCK_READ, 1);
     int gone = (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv));
+    apr_off_t pending = 0;
 
     if (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_FIRST(bb))) {
         gone = 1;
+    }
+    else if (!gone && (APR_STATUS_IS_EAGAIN(rv) ||
+                       (apr_brigade_length(bb, 0, &pending) == APR_SUCCESS && pending <= 0))) {
+        /* Readable, yet no byte came through the filters: the peer's FIN, or a partial TLS
+         * record that is still in the socket (then the peek sees it and this is no close). */
+        gone = peer_closed(c);
     }
     apr_brigade_destroy(bb);
     return gone;

@@ -140,6 +140,30 @@ class Prosody:
                                % (user, r.returncode, r.stdout.decode(errors="replace")))
         self.users[user] = password
 
+    def write_plain_accounts(self, users):
+        """Many accounts at once (prosodyctl takes ~0.5 s each): writes the account files of
+        `authentication = "internal_plain"` directly (server stopped or running: Prosody reads
+        them at login). Only for that provider."""
+        if self.authentication != "internal_plain":
+            raise RuntimeError("write_plain_accounts needs authentication='internal_plain'")
+
+        def enc(s):   # Prosody's datamanager file-name encoding
+            return "".join(c if c.isalnum() else "%%%02x" % ord(c) for c in s)
+
+        d = os.path.join(self.data_path, enc(self.domain), "accounts")
+        os.makedirs(d, exist_ok=True)
+        pw = pwd.getpwnam(RUN_USER) if self._as_user else None
+        for p in (os.path.dirname(d), d):
+            if pw:
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        for user, password in users.items():
+            path = os.path.join(d, enc(user) + ".dat")
+            with open(path, "w") as f:
+                f.write("return {\n\t[\"password\"] = %s;\n};\n" % _lua_str(password))
+            if pw:
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+            self.users[user] = password
+
     def _env(self):
         env = dict(os.environ)
         env["HOME"] = self.data_path
