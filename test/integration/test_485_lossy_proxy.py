@@ -191,7 +191,7 @@ def _tally(sessions, partner, sent):
     return out
 
 
-def test_481_not_one_stanza_lost(lossy_stack, capsys):
+def test_486_not_one_stanza_lost(lossy_stack, capsys):
     prosody, apache, users = lossy_stack
     _raise_fd_limit(8192)
     rng = random.Random(SEED)
@@ -240,7 +240,7 @@ def test_481_not_one_stanza_lost(lossy_stack, capsys):
 
 
 @pytest.mark.parametrize("how", ["fin", "rst"])
-def test_482_a_held_request_whose_client_closes_is_released_at_once(lossy_stack, how):
+def test_487_a_held_request_whose_client_closes_is_released_at_once(lossy_stack, how):
     """A client that closes its connection during a held request (an orderly close, FIN, as
     much as a reset) is noticed at once: the request stops holding an Apache worker (its
     access-log line is written right away, not at `wait`), and its answer, given later, is kept
