@@ -145,6 +145,12 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
  * then the stream is closed. */
 void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now);
 
+/* The same with application-specific information: `detail` (one complete element with its own
+ * namespace, copied) goes into the terminating body after any stanzas, as XEP-0124 §17.2 asks
+ * for `undefined-condition`. */
+void xb_bosh_session_end_detail(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                const char *detail, apr_size_t detail_len, apr_time_t now);
+
 /* Answers held requests whose wait ran out; ends the session after `inactivity` seconds with
  * no request held. */
 void xb_bosh_session_tick(xb_bosh_session_t *s, apr_time_t now);

@@ -1896,8 +1896,10 @@ static void session_closing(xb_bosh_session_t *s, unsigned stream, xb_bosh_condi
 {
     xb_request_id_t req;
 
-    /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>. */
-    if (cond == XB_COND_REMOTE_STREAM_ERROR && stream_error && stream_error_len) {
+    /* XEP-0206 §6: the stanzas first, then a copy of the <stream:error/>; likewise the
+     * application-specific element of an undefined-condition (XEP-0124 §17.2). */
+    if ((cond == XB_COND_REMOTE_STREAM_ERROR || cond == XB_COND_UNDEFINED_CONDITION)
+        && stream_error && stream_error_len) {
         queue_append(s, stream, XB_COND_NONE, stream_error, stream_error_len);
     }
     /* Undelivered answers can no longer be fetched by a re-send that is not here already. */
@@ -1972,6 +1974,12 @@ void xb_bosh_session_server_closed(xb_bosh_session_t *s, xb_bosh_condition_t con
 
 void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_time_t now)
 {
+    xb_bosh_session_end_detail(s, cond, NULL, 0, now);
+}
+
+void xb_bosh_session_end_detail(xb_bosh_session_t *s, xb_bosh_condition_t cond,
+                                const char *detail, apr_size_t detail_len, apr_time_t now)
+{
     s->now = now;
     if (s->finished || s->terminal_pending) {
         close_stream_once(s);
@@ -1980,7 +1988,7 @@ void xb_bosh_session_end(xb_bosh_session_t *s, xb_bosh_condition_t cond, apr_tim
     xb_log(XB_LOG_MARK, XB_LOG_INFO,
            XBLOGNO(02201) "session %s: ended by the gateway: %s", s->tag,
            xb_bosh_condition_name(cond));
-    session_closing(s, 0, cond, NULL, 0, 1);
+    session_closing(s, 0, cond, detail, detail_len, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */

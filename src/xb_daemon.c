@@ -1314,12 +1314,17 @@ static void handle_bosh_request(ipc_conn_t *conn, const char *payload, apr_size_
     session_sync(s);
 }
 
-/* Ends a live session from the daemon's side (logout, per-user cap): its client gets `cond`. */
-static void session_end(bridge_session_t *s, xb_bosh_condition_t cond)
+/* The terminate body's application-specific child when a site logout ends a session. */
+#define XB_SITE_LOGOUT_DETAIL "<site-logout xmlns='urn:x-mod-xmpp-bridge:terminate'/>"
+
+/* Ends a live session from the daemon's side (logout, per-user cap): its client gets `cond`,
+ * with `detail` (an application-specific element, or NULL) for undefined-condition. */
+static void session_end(bridge_session_t *s, xb_bosh_condition_t cond, const char *detail)
 {
     s->ended = 1;
     xb_shm_table_remove(s->d->table, s->sid);
-    xb_bosh_session_end(s->bosh, cond, apr_time_now());
+    xb_bosh_session_end_detail(s->bosh, cond, detail, detail ? strlen(detail) : 0,
+                               apr_time_now());
     io_close_stream(s, 0);
     session_sync(s);
 }
@@ -1372,7 +1377,7 @@ static void enforce_per_user_cap(bridge_session_t *fresh)
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04027) "site user %s has more than %u prebound "
                "sessions (XmppBridgePrebindMaxPerUser): the oldest ends", fresh->site_user,
                d->conf->max_per_user);
-        session_end(old, XB_COND_OTHER_REQUEST);
+        session_end(old, XB_COND_OTHER_REQUEST, NULL);
         excess--;
     }
     apr_pool_destroy(p);
@@ -1389,7 +1394,10 @@ static void handle_logout(ipc_conn_t *conn, const char *payload, apr_size_t len)
     apr_pool_create(&p, conn->pool);
     mine = sessions_of(conn->d, p, payload, len);
     for (i = 0; i < mine->nelts; i++) {
-        session_end(APR_ARRAY_IDX(mine, i, bridge_session_t *), XB_COND_POLICY_VIOLATION);
+        /* No §17.2 condition says "the site user logged out": undefined-condition with the
+         * application-specific reason, as §17.2 asks. */
+        session_end(APR_ARRAY_IDX(mine, i, bridge_session_t *), XB_COND_UNDEFINED_CONDITION,
+                    XB_SITE_LOGOUT_DETAIL);
     }
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04028) "site logout of %.*s ended %d XMPP "
            "session(s)", (int)(len > 256 ? 256 : len), payload, mine->nelts);

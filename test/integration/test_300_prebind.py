@@ -10,6 +10,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 import base64
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feat
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOMAIN = "example.test"
-SITE_USERS = {"alice": "alice-site-Pw", "bob": "bob-site-Pw", "o'neil": "oneil-site-Pw"}
+SITE_USERS = {"alice": "alice-site-Pw", "bob": "bob-site-Pw", "o'neil": "oneil-site-Pw",
+              "carol": "carol-site-Pw"}
 XMPP_USERS = {"bob": "bob-xmpp-Pw"}   # bob also has an ordinary XMPP password (SCRAM)
 SECRET = os.urandom(32)
 
@@ -285,6 +287,26 @@ def test_311_site_logout_ends_the_chat(stack):
     # the page still open reconnects through /prebind at once: refused for a moment
     status, _, body = prebind(stack["apache"], "o'neil", SITE_USERS["o'neil"])
     assert status == 403 and json.loads(body)["error"] == "logged-out"
+
+
+def test_313_site_logout_tells_a_held_request_why(stack):
+    """XEP-0124 §17.2: no condition says "the site user logged out", so the request held at
+    that moment gets undefined-condition with the application-specific reason in the body."""
+    answer = json.loads(prebind(stack["apache"], "carol", SITE_USERS["carol"])[2])
+    c = attach(stack["apache"], answer)
+    c.request(PING)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "r", c.request("", check=False, process=False, timeout=30)), daemon=True)
+    t.start()
+    time.sleep(1.0)                                   # the empty request is held now
+    status, _, body = prebind(stack["apache"], "carol", SITE_USERS["carol"], path="/site/logout")
+    assert status == 200 and json.loads(body)["ended"] >= 1, body
+    t.join(20)
+    r = out.get("r")
+    assert r is not None and r.type == "terminate", r
+    assert r.condition == "undefined-condition", r.raw
+    assert b"<site-logout xmlns='urn:x-mod-xmpp-bridge:terminate'/>" in r.raw, r.raw
 
 
 def test_312_per_user_cap_ends_the_oldest(stack):

@@ -2034,11 +2034,33 @@ static void test_gateway_end_delivers_to_live_request(void **state)
 
     create_started(f);
     r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
-    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(1)); /* r1 answered empty (hold 1) */
+    /* after `polling`: two empty requests closer together are overactivity (§11) */
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(5)); /* r1 answered empty (hold 1) */
     assert_non_null(answer_for(f, r1));
-    xb_bosh_session_end(f->s, XB_COND_POLICY_VIOLATION, T0 + SEC(2));
+    assert_null(answer_for(f, r2)); /* held: the condition below comes from the gateway */
+    xb_bosh_session_end(f->s, XB_COND_POLICY_VIOLATION, T0 + SEC(6));
     assert_contains(answer_for(f, r2)->body, "condition='policy-violation'");
     assert_int_equal(f->rec.n_sent, 0);
+    assert_true(xb_bosh_session_is_finished(f->s));
+}
+
+/* §17.2 undefined-condition carries application-specific information: the detail element
+ * goes into the terminating body (site logout uses it). */
+static void test_gateway_end_with_detail(void **state)
+{
+    fixture_t *f = *state;
+    xb_request_id_t r1, r2;
+    const char *detail = "<site-logout xmlns='urn:x-mod-xmpp-bridge:terminate'/>";
+
+    create_started(f);
+    r1 = send_req(f, RID0 + 1, NULL, T0 + SEC(1));
+    r2 = send_req(f, RID0 + 2, NULL, T0 + SEC(5));
+    assert_non_null(answer_for(f, r1));
+    assert_null(answer_for(f, r2));
+    xb_bosh_session_end_detail(f->s, XB_COND_UNDEFINED_CONDITION, detail, strlen(detail),
+                               T0 + SEC(6));
+    assert_contains(answer_for(f, r2)->body, "condition='undefined-condition'");
+    assert_contains(answer_for(f, r2)->body, detail);
     assert_true(xb_bosh_session_is_finished(f->s));
 }
 
@@ -2430,6 +2452,7 @@ int main(void)
         T(test_bounce_on_client_terminate_without_held),
         T(test_gateway_end_bounces_without_live_request),
         T(test_gateway_end_delivers_to_live_request),
+        T(test_gateway_end_with_detail),
         T(test_no_bounce_when_server_closed),
         T(test_streams_off_by_default),
         T(test_add_stream_and_route),
