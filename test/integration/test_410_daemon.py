@@ -72,3 +72,29 @@ def test_412_daemon_killed_comes_back(apache, login):
         assert "XB05017" in f.read()                 # the death is logged, as an error
 
 
+
+
+@pytest.mark.xb_log_expected("XB05017")   # the daemon stopped without Apache asking
+def test_413_daemon_stop_tells_held_requests_system_shutdown(apache, login):
+    """XEP-0124 §17.2 system-shutdown: when the daemon stops (SIGTERM, as at `apachectl stop`),
+    a request its session holds is answered type='terminate' condition='system-shutdown'; the
+    daemon comes back and new sessions work."""
+    import threading
+    c = login("alice", wait=20)
+    c.drain()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "r", c.request("", check=False, process=False, timeout=30)), daemon=True)
+    t.start()
+    time.sleep(1.0)                                   # the empty request is held now
+    old = daemon_pid(apache)
+    os.kill(old, signal.SIGTERM)
+    t.join(25)
+    r = out.get("r")
+    assert r is not None and r.type == "terminate", r
+    assert r.condition == "system-shutdown", r.raw
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and daemon_pid(apache) == old:
+        time.sleep(0.05)
+    assert daemon_pid(apache) != old, "no new daemon within 10 s"
+    assert login("bob").jid.startswith("bob@")
