@@ -27,7 +27,8 @@ for t in $targets; do
 done
 /usr/bin/python3 scripts/conformance_table.py --out docs/conformance.md \
     --command "make conformance${CONFORMANCE_TARGETS:+ CONFORMANCE_TARGETS=\"$targets\"}" \
-    --note "The mod_xmpp_bridge column reflects the branch this was run on at that time ($(git rev-parse --abbrev-ref HEAD 2>/dev/null) $(git rev-parse --short HEAD 2>/dev/null)); features other branches are still adding fail there until they are merged, and the table is regenerated after merging. Versions: Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null), ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null), Apache $(dpkg-query -W -f='${Version}' apache2 2>/dev/null) (event MPM)." \
+    --appendix test/conformance/outside_suite.md \
+    --note "The mod_xmpp_bridge column is the module built from $(git rev-parse --abbrev-ref HEAD 2>/dev/null) $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src include mod_xmpp_bridge.c 2>/dev/null || echo ' plus uncommitted changes'). Versions: Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null), ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null), Apache $(dpkg-query -W -f='${Version}' apache2 2>/dev/null) (event MPM)." \
     "${runs[@]}"
 echo "table written to docs/conformance.md"
 exit $status

@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--command", default="make conformance")
     ap.add_argument("--note", default="")
+    ap.add_argument("--appendix", help="a Markdown file appended after the table")
     ap.add_argument("runs", nargs="+", help="COLUMN=junit.xml")
     a = ap.parse_args()
     columns = []
@@ -95,6 +96,9 @@ def main():
             if a.note:
                 f.write(a.note + "\n\n")
             f.write(t + "\n")
+            if a.appendix:
+                with open(a.appendix) as ap:
+                    f.write("\n" + ap.read())
     return 0
 
 
