@@ -81,6 +81,10 @@ typedef struct ipc_conn {
     xb_buf_t out;            /* the answer being written (malloc: a connection lives long) */
     int closing;
     int passed_fd;           /* a descriptor that came with the frame (SCM_RIGHTS), or -1 */
+    /* On d's idle list while answered and waiting for its handler's next request: the
+     * connections given back first when the daemon runs out of descriptors. */
+    struct ipc_conn *idle_prev, *idle_next;
+    int idle;
 } ipc_conn_t;
 
 struct bridge_session {
@@ -156,6 +160,7 @@ struct xb_daemon {
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
     apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
+    ipc_conn_t *idle_conns;           /* answered handler connections kept for reuse */
     apr_pool_t *scratch;              /* per-frame allocations, cleared after every round */
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
     xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
@@ -210,6 +215,40 @@ static void poll_set(xb_daemon_t *d, apr_pollfd_t *pfd, apr_int16_t *current, ap
 
 /* ---- answers to handlers ---------------------------------------------------------------- */
 
+static void conn_idle_push(ipc_conn_t *conn)
+{
+    xb_daemon_t *d = conn->d;
+
+    if (conn->idle) {
+        return;
+    }
+    conn->idle = 1;
+    conn->idle_prev = NULL;
+    conn->idle_next = d->idle_conns;
+    if (d->idle_conns) {
+        d->idle_conns->idle_prev = conn;
+    }
+    d->idle_conns = conn;
+}
+
+static void conn_idle_remove(ipc_conn_t *conn)
+{
+    if (!conn->idle) {
+        return;
+    }
+    if (conn->idle_prev) {
+        conn->idle_prev->idle_next = conn->idle_next;
+    }
+    else {
+        conn->d->idle_conns = conn->idle_next;
+    }
+    if (conn->idle_next) {
+        conn->idle_next->idle_prev = conn->idle_prev;
+    }
+    conn->idle = 0;
+    conn->idle_prev = conn->idle_next = NULL;
+}
+
 static int conn_writing(const ipc_conn_t *conn)
 {
     return conn->out.len > conn->out.start;
@@ -234,6 +273,9 @@ static void conn_flush(ipc_conn_t *conn)
     /* Answered: the connection waits for the handler's next request (or its close). */
     conn->session = NULL;
     poll_set(conn->d, &conn->pfd, &conn->events, APR_POLLIN);
+    if (!conn->req_id) {
+        conn_idle_push(conn);
+    }
 }
 
 static void conn_unregister(ipc_conn_t *conn)
@@ -601,8 +643,8 @@ static void session_sync(bridge_session_t *s)
             if (session_wants_data(s)) {
                 want |= APR_POLLIN;
             }
-            if (!(want & APR_POLLIN) != !s->backpressure) {
-                s->backpressure = !(want & APR_POLLIN);
+            if ((want & APR_POLLIN ? 0 : 1) != s->backpressure) { /* logged on a change only */
+                s->backpressure = want & APR_POLLIN ? 0 : 1;
                 xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04132) "session %s: %s", s->tag,
                        s->backpressure ? "XmppBridgeMaxQueuedBytes queued for the browser: "
                                          "reading from the XMPP server pauses"
@@ -1570,6 +1612,7 @@ static void shutdown_sessions(xb_daemon_t *d);
 
 static void handle_frame(ipc_conn_t *conn, const xb_ipc_header_t *hdr, const char *payload)
 {
+    conn_idle_remove(conn);
     switch (hdr->type) {
     case XB_IPC_BOSH_REQUEST:
         handle_bosh_request(conn, payload, hdr->length);
@@ -1703,6 +1746,7 @@ static void conn_close(ipc_conn_t *conn)
         return;
     }
     conn->closing = 1;
+    conn_idle_remove(conn);
     if (conn->req_id) {
         xb_request_id_t id = conn->req_id;
         bridge_session_t *s = conn->session;
@@ -1722,26 +1766,47 @@ static void conn_close(ipc_conn_t *conn)
     APR_ARRAY_PUSH(conn->d->closed_conns, ipc_conn_t *) = conn;
 }
 
-/* Out of descriptors (EMFILE/ENFILE): the connection stays in the listener's backlog, so the
- * listener stays readable and polling it would spin, logging a line per try. Stop polling it
- * for ACCEPT_RETRY instead: the handlers wait in the backlog (their own timeout is wait + a
- * margin) until a held request is answered or a session ends and frees a descriptor. */
-static void pause_accepting(xb_daemon_t *d, apr_status_t rv)
+/* Gives back every idle handler connection (its child sees it closed and connects afresh
+ * next time); returns how many. */
+static int close_idle_conns(xb_daemon_t *d)
+{
+    int n = 0;
+
+    while (d->idle_conns) {
+        conn_close(d->idle_conns); /* takes it off the list */
+        n++;
+    }
+    return n;
+}
+
+/* Out of descriptors (EMFILE/ENFILE). First the idle handler connections kept for reuse are
+ * given back: then the caller accepts again. With none to give back, the connection stays in
+ * the listener's backlog, so the listener stays readable and polling it would spin, logging a
+ * line per try. Stop polling it for ACCEPT_RETRY instead: the handlers wait in the backlog
+ * (their own timeout is wait + a margin) until a held request is answered or a session ends
+ * and frees a descriptor. Returns true when the caller should accept again now. */
+static int out_of_descriptors(xb_daemon_t *d, apr_status_t rv)
 {
     char reason[120];
     apr_time_t now = apr_time_now();
+    int freed = close_idle_conns(d);
 
     /* Under a steady load it flaps (one descriptor frees, one request is accepted, out
      * again): a line per second at most. */
     if (!d->accept_warned_at || now - d->accept_warned_at >= apr_time_from_sec(1)) {
         d->accept_warned_at = now;
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04160) "the bridge daemon is out of file "
-               "descriptors (%s): requests wait in the socket's backlog until one is free; "
-               "raise its open-files limit (ulimit -n where httpd starts) or lower "
-               "XmppBridgeMaxSessions", apr_strerror(rv, reason, sizeof(reason)));
+               "descriptors (%s): %d idle handler connection(s) closed%s; raise its "
+               "open-files limit (ulimit -n where httpd starts) or lower XmppBridgeMaxSessions",
+               apr_strerror(rv, reason, sizeof(reason)), freed,
+               freed ? "" : ", requests wait in the socket's backlog until one is free");
+    }
+    if (freed) {
+        return 1;
     }
     d->accept_retry_at = now + ACCEPT_RETRY;
     poll_set(d, &d->listener_pfd, &d->listener_events, 0);
+    return 0;
 }
 
 static void resume_accepting(xb_daemon_t *d, apr_time_t now, apr_time_t *next)
@@ -1772,7 +1837,9 @@ static void accept_conns(xb_daemon_t *d)
         if (rv != APR_SUCCESS) {
             apr_pool_destroy(pool);
             if (APR_STATUS_IS_EMFILE(rv) || APR_STATUS_IS_ENFILE(rv)) {
-                pause_accepting(d, rv);
+                if (out_of_descriptors(d, rv)) {
+                    continue; /* idle connections were given back: there is room now */
+                }
             }
             else if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)) {
                 xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04017) "accept on the daemon socket "

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import socket
 import threading
 import time
 
@@ -372,6 +373,9 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
         assert not a.create().is_terminate          # leaves one descriptor: its XMPP socket
         a.start_polling()                            # takes the last one: a held request
         time.sleep(1)
+        # Children reuse their idle connections, so the count above may have left room:
+        # no descriptor free at all from here on.
+        set_nofile_soft(pid, fds_of(pid), hard)
         b = client(env, "nowhere.test", timeout=30)
 
         def ask():
@@ -383,7 +387,14 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
             result["took"] = time.monotonic() - t0
         t = threading.Thread(target=ask, daemon=True)
         t.start()
-        time.sleep(0.5)
+        # Apache's children keep idle connections to the daemon and may serve b through one;
+        # a connection of our own makes sure the listener has one to accept that cannot be.
+        # (closed again at once: it must not keep the descriptor b needs)
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(daemon_socket(env.apache))
+        time.sleep(0.3)
+        raw.close()
+        time.sleep(0.2)
         cpu0 = _cpu_ticks(pid)
         time.sleep(2)
         spent = _cpu_ticks(pid) - cpu0
@@ -396,6 +407,8 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
         assert len(flood) < 5, "%d accept failures logged:\n%s" % (len(flood), flood[-3:])
     finally:
         set_nofile_soft(pid, soft, hard)
+        if "raw" in locals():
+            raw.close()
         for c in (a, b):
             if c is not None:
                 try:
@@ -407,6 +420,13 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
         env.resume()
     env.end(expect=[("XB04160", "out of file descriptors"),
                     ("XB04008", "nowhere.test")])
+
+
+def daemon_socket(apache):
+    socks = [n for n in os.listdir(apache.run_dir)
+             if n.startswith("xmpp-bridge.") and n.endswith(".sock")]
+    assert len(socks) == 1, socks
+    return os.path.join(apache.run_dir, socks[0])
 
 
 def nofile_limits(pid):
