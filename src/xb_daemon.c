@@ -650,7 +650,7 @@ static void session_sync(bridge_session_t *s)
             if (session_wants_data(s)) {
                 want |= APR_POLLIN;
             }
-            if (!(want & APR_POLLIN) != !s->backpressure) {
+            if (!(want & APR_POLLIN) != !!s->backpressure) {
                 s->backpressure = !(want & APR_POLLIN);
                 xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04132) "session %s: %s", s->tag,
                        s->backpressure ? "XmppBridgeMaxQueuedBytes queued for the browser: "
