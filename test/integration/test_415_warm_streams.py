@@ -209,3 +209,54 @@ def test_415_5_server_down_prebind_falls_back_and_fails_clearly(stack):
     assert wait_for(lambda: any("XB04502" in l for l in apache.error_log_lines(mark)), 40, 1.0)
     code, answer = prebind(apache)
     assert code == 200, answer
+
+
+def test_415_6_tls_verification_failure_is_never_hidden(stack, workdir, ca):
+    """A server whose certificate does not match: the pool never gets a stream, every set-up
+    fails with the TLS warning (paced by the back-off), and a prebind connects directly and
+    fails with it as before."""
+    prosody = stack["prosody"]
+    base = tempfile.mkdtemp(dir=workdir, prefix="warm-tls-")
+    os.chmod(base, 0o755)
+    module_key = os.path.join(base, "token-key.jwk")
+    write_jwk(module_key, SECRET)
+    htpasswd = os.path.join(base, "htpasswd")
+    subprocess.run(["htpasswd", "-bc", htpasswd, "alice", SITE_USERS["alice"]], check=True,
+                   capture_output=True)
+    os.chmod(htpasswd, 0o644)
+    conf = render_example("prebind-token-prosody.conf", {
+        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": DOMAIN,
+        "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
+        "HTPASSWD_FILE": htpasswd})
+    # the certificate says example.test; this gateway insists on another name
+    conf = conf.replace("127.0.0.1:%d starttls" % prosody.c2s_port,
+                        "127.0.0.1:%d starttls tls-name=wrong.example" % prosody.c2s_port)
+    assert "tls-name=wrong.example" in conf
+    conf += """
+XmppBridgeWarmStreams 2
+<Location /xmpp-status>
+    SetHandler xmpp-bridge-status
+    Require local
+</Location>
+"""
+    apache = Apache(os.path.join(base, "apache"), mpm="event", extra_conf=conf,
+                    modules=("auth_basic", "authn_core", "authn_file", "authz_user"))
+    apache.start()
+    try:
+        time.sleep(4)
+        assert counter(apache, "warm_streams_failed") >= 2
+        code, answer = prebind(apache)
+        assert code == 502, answer
+        assert answer == {"error": "xmpp-connection-failed"}
+        assert counter(apache, "warm_streams_taken") == 0
+        lines = apache.error_log_lines()
+        tls = [l for l in lines if "XB03100" in l]
+        # one per warm set-up (1 s, 2 s back-off: 2 or 3 in 4 s) and one for the prebind
+        assert 2 <= len(tls) <= 6, tls
+        assert all("wrong.example" in l for l in tls)
+        warm = [l for l in lines if "XB04501" in l]
+        assert len(warm) == 1 and "TLS handshake" in warm[0], warm
+        apache.assert_no_unexpected_log(expected_tags=("XB03100", "XB04501", "XB04024"),
+                                        since=0)
+    finally:
+        apache.stop()
