@@ -48,6 +48,8 @@ typedef struct xb_config {
     unsigned max_replays;        /* times one RID may be re-sent; 0: unlimited (XEP-0124 §14.3) */
     unsigned max_pause;          /* largest client `pause`, seconds; 0: pause not offered (§10) */
     unsigned max_streams;        /* XMPP streams per BOSH session (XEP-0124 §16); 1: feature off */
+    unsigned warm_streams;       /* streams per domain set up ahead of need; 0: none */
+    unsigned warm_max_age;       /* seconds before an idle warm stream is replaced */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -71,6 +73,10 @@ typedef struct xb_config {
 #define XB_DEFAULT_MAX_REPLAYS 10
 #define XB_DEFAULT_MAX_PAUSE 120
 #define XB_DEFAULT_MAX_STREAMS 1
+#define XB_DEFAULT_WARM_STREAMS 0
+/* Below the servers' timeouts for unauthenticated streams (Prosody's c2s_timeout 300 s,
+ * ejabberd's negotiation_timeout 30 s), so a warm stream is never closed under a session. */
+#define XB_DEFAULT_WARM_MAX_AGE 25
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

@@ -15,7 +15,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 3
+#define XB_SHM_LAYOUT_VERSION 4
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
@@ -71,6 +71,10 @@ typedef enum {
     XB_CNT_REFUSED_CROSS_SITE,   /* requests from an Origin not in XmppBridgeCORSOrigin */
     XB_CNT_HOST_GONE,            /* sessions ended because their domain was unconfigured */
     XB_CNT_OVERACTIVITY, /* sessions ended with policy-violation for overactivity or replays */
+    XB_CNT_WARM_TAKEN,     /* prebinds and creations served by a warm stream */
+    XB_CNT_WARM_MISSED,    /* ... that found none ready (XmppBridgeWarmStreams > 0) */
+    XB_CNT_WARM_RECYCLED,  /* warm streams replaced: too old, or closed by the server */
+    XB_CNT_WARM_FAILED,    /* warm stream set-ups that failed (connect, TLS, timeout) */
     XB_CNT_COUNT
 } xb_counter_t;
 

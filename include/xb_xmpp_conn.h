@@ -70,6 +70,12 @@ void xb_xmpp_conn_send(xb_xmpp_conn_t *c, const char *data, apr_size_t len);
  * element handed up is the new <stream:features/>. */
 void xb_xmpp_conn_restart(xb_xmpp_conn_t *c);
 
+/* The xml:lang of the stream headers sent from now on (restarts); NULL: none. A stream opened
+ * ahead of need (a warm stream) gets the language of the session that takes it this way: the
+ * server sees it from the first restart (after SASL) on, i.e. on the stream the session uses;
+ * the stream before SASL had none (the server's default language, for SASL errors only). */
+void xb_xmpp_conn_set_xml_lang(xb_xmpp_conn_t *c, const char *xml_lang);
+
 /* Sends </stream:stream> (and TLS close_notify); `closed` fires when the server answers or
  * the socket ends. */
 void xb_xmpp_conn_close(xb_xmpp_conn_t *c);

@@ -45,6 +45,8 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.max_replays = XB_UNSET;
     sc->core.max_pause = XB_UNSET;
     sc->core.max_streams = XB_UNSET;
+    sc->core.warm_streams = XB_UNSET;
+    sc->core.warm_max_age = XB_UNSET;
     return sc;
 }
 
@@ -91,7 +93,8 @@ typedef enum {
     NUM_MAX_WAIT, NUM_MAX_HOLD, NUM_INACTIVITY, NUM_POLLING, NUM_MAX_SESSIONS,
     NUM_RESPONSE_CACHE, NUM_MAX_BODY, NUM_MAX_STANZA, NUM_MAX_QUEUED, NUM_CONNECT_TIMEOUT,
     NUM_TOKEN_LIFETIME, NUM_ATTACH_GRACE, NUM_MAX_PER_USER, NUM_MAX_PER_ADDRESS,
-    NUM_FRONT_PROXY_TIMEOUT, NUM_MAX_REPLAYS, NUM_MAX_PAUSE, NUM_MAX_STREAMS
+    NUM_FRONT_PROXY_TIMEOUT, NUM_MAX_REPLAYS, NUM_MAX_PAUSE, NUM_MAX_STREAMS,
+    NUM_WARM_STREAMS, NUM_WARM_MAX_AGE
 } num_directive_t;
 
 static const struct {
@@ -115,6 +118,8 @@ static const struct {
     [NUM_MAX_REPLAYS] = { 0, 1000 },
     [NUM_MAX_PAUSE] = { 0, 65535 }, /* XEP-0124 §22: unsignedShort */
     [NUM_MAX_STREAMS] = { 1, 16 },  /* each stream is one more XMPP connection */
+    [NUM_WARM_STREAMS] = { 0, 64 }, /* per domain: idle connections the server holds */
+    [NUM_WARM_MAX_AGE] = { 2, 3600 },
 };
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
@@ -156,6 +161,8 @@ static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
     case NUM_MAX_REPLAYS: sc->core.max_replays = (unsigned)v; break;
     case NUM_MAX_PAUSE: sc->core.max_pause = (unsigned)v; break;
     case NUM_MAX_STREAMS: sc->core.max_streams = (unsigned)v; break;
+    case NUM_WARM_STREAMS: sc->core.warm_streams = (unsigned)v; break;
+    case NUM_WARM_MAX_AGE: sc->core.warm_max_age = (unsigned)v; break;
     }
     return NULL;
 }
@@ -478,6 +485,12 @@ const command_rec xb_directives[] = {
     NUMBER_DIRECTIVE("XmppBridgeMaxStreams", NUM_MAX_STREAMS,
                      "XMPP streams one BOSH session may carry (XEP-0124 section 16); 1: the "
                      "feature is off (default 1, at most 16)"),
+    NUMBER_DIRECTIVE("XmppBridgeWarmStreams", NUM_WARM_STREAMS,
+                     "XMPP streams per domain kept set up (TLS verified, before SASL) for the "
+                     "next prebinds and session creations; 0: none (default 0, at most 64)"),
+    NUMBER_DIRECTIVE("XmppBridgeWarmStreamMaxAge", NUM_WARM_MAX_AGE,
+                     "seconds an idle warm stream is kept before it is replaced; keep it below "
+                     "the XMPP server's timeout for unauthenticated streams (default 25)"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -552,6 +565,8 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->max_replays = or_default(c->max_replays, XB_DEFAULT_MAX_REPLAYS);
     c->max_pause = or_default(c->max_pause, XB_DEFAULT_MAX_PAUSE);
     c->max_streams = or_default(c->max_streams, XB_DEFAULT_MAX_STREAMS);
+    c->warm_streams = or_default(c->warm_streams, XB_DEFAULT_WARM_STREAMS);
+    c->warm_max_age = or_default(c->warm_max_age, XB_DEFAULT_WARM_MAX_AGE);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

@@ -53,6 +53,8 @@ static const struct {
     { "max_replays", F_UNSIGNED, offsetof(xb_config_t, max_replays) },
     { "max_pause", F_UNSIGNED, offsetof(xb_config_t, max_pause) },
     { "max_streams", F_UNSIGNED, offsetof(xb_config_t, max_streams) },
+    { "warm_streams", F_UNSIGNED, offsetof(xb_config_t, warm_streams) },
+    { "warm_max_age", F_UNSIGNED, offsetof(xb_config_t, warm_max_age) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

@@ -36,6 +36,7 @@
 #include "xb_log.h"
 #include "xb_jwt.h"
 #include "xb_timer_heap.h"
+#include "xb_warm_pool.h"
 #include "xb_xmpp_conn.h"
 #include "xb_xmpp_login.h"
 
@@ -53,6 +54,14 @@ typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 
 typedef struct xb_daemon xb_daemon_t;
 typedef struct bridge_session bridge_session_t;
+typedef struct warm_domain warm_domain_t;
+
+/* Where a warm stream is (XmppBridgeWarmStreams; see xb_warm_pool.h). */
+typedef enum {
+    WARM_STARTING = 1, /* connecting, STARTTLS, TLS handshake, waiting for the features */
+    WARM_READY,        /* post-TLS features in hand: a session may take it */
+    WARM_GONE          /* out of the pool (closing): never handed out */
+} warm_state_t;
 
 /* Live sessions of one client address (XmppBridgeMaxSessionsPerAddress). Entries with no
  * session left go to a free list, so memory stays bounded by the addresses seen at once. */
@@ -129,6 +138,24 @@ struct bridge_session {
     xb_timer_t timer;            /* armed at the earliest of the deadlines above and the BOSH
                                     session's own (xb_bosh_session_next_deadline) */
     int touched;                 /* on d->touched (or queued for reaping) */
+    /* A warm stream: a bridge_session_t with no SID, no BOSH or login side, not in
+     * d->sessions, listed in its domain's pool. A session that takes it becomes this very
+     * object (session_new), so its pool, the stream's baton, the pollset entry and the timer
+     * stay where they are and nothing is moved. */
+    warm_domain_t *warm;         /* NULL: not (or no longer) a warm stream */
+    warm_state_t warm_state;
+    bridge_session_t *warm_next, *warm_prev; /* in warm->streams while not WARM_GONE */
+    const char *warm_features;   /* the post-TLS features, for the session that takes it */
+    apr_time_t warm_born;        /* its connect began (XmppBridgeWarmStreamMaxAge counts) */
+    apr_size_t warm_features_len;
+    int warm_pending;            /* taken: session_start hands the features up */
+};
+
+/* One configured domain's warm streams. */
+struct warm_domain {
+    const xb_domain_t *domain;   /* from the configuration that made it */
+    xb_warm_pool_t policy;
+    bridge_session_t *streams;   /* starting and ready ones, the newest first */
 };
 
 typedef struct domain_addr {
@@ -165,6 +192,7 @@ struct xb_daemon {
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
     xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
     apr_array_header_t *touched;      /* of bridge_session_t *: changed since run_timers */
+    apr_array_header_t *warm;         /* of warm_domain_t *, one per domain of d->conf */
     int stopping;
 };
 
@@ -174,6 +202,10 @@ static void prebind_fail(bridge_session_t *s, int status, const char *reason, co
 static void prebind_element(bridge_session_t *s, const char *data, apr_size_t len);
 static void enforce_per_user_cap(bridge_session_t *fresh);
 static void address_release(bridge_session_t *s);
+static void warm_element(bridge_session_t *s, const char *data, apr_size_t len);
+static void warm_lost(bridge_session_t *s, const char *why);
+static void warm_drop(bridge_session_t *s, const char *why);
+static warm_state_t warm_release(bridge_session_t *s);
 
 apr_status_t xb_daemon_new_sid(char sid[XB_SID_HEX_LEN + 1])
 {
@@ -421,6 +453,10 @@ static void stream_element(void *baton, const char *data, apr_size_t len)
 {
     bridge_session_t *s = baton;
 
+    if (s->warm) {
+        warm_element(s, data, len);
+        return;
+    }
     if (s->is_added_stream) {
         if (s->owner && s->owner->bosh && !s->stream_done) {
             s->connect_deadline = 0;
@@ -450,6 +486,10 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
     bridge_session_t *s = baton;
 
     s->xmpp_closed = 1;
+    if (s->warm) {
+        warm_lost(s, why);
+        return;
+    }
     if (cond == XB_COND_NONE) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04003) "session %s: XMPP stream to %s closed",
                s->tag, s->domain->name);
@@ -501,6 +541,9 @@ static int session_over(const bridge_session_t *s)
 {
     if (s->is_added_stream) {
         return s->stream_done || !s->owner || session_over(s->owner);
+    }
+    if (s->warm) {
+        return s->warm_state == WARM_GONE;
     }
     return s->bosh ? xb_bosh_session_is_finished(s->bosh) : s->prebind_failed;
 }
@@ -602,12 +645,18 @@ static void session_connected(bridge_session_t *s)
         err = errno;
     }
     if (err != 0) {
-        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04005) "session %s: connecting to %s:%u "
-               "for %s failed: %s", s->tag, s->domain->host, (unsigned)s->domain->port,
-               s->domain->name, strerror(err));
+        if (!s->warm) {
+            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04005) "session %s: connecting to %s:%u "
+                   "for %s failed: %s", s->tag, s->domain->host, (unsigned)s->domain->port,
+                   s->domain->name, strerror(err));
+        }
         s->connecting = 0;
         session_close_socket(s);
-        session_fail(s, "connecting to the XMPP server failed");
+        /* A warm stream's failure is logged by the pool, paced, with this reason. */
+        session_fail(s, s->warm ? apr_psprintf(s->pool, "connecting to %s:%u failed: %s",
+                                               s->domain->host, (unsigned)s->domain->port,
+                                               strerror(err))
+                                : "connecting to the XMPP server failed");
         return;
     }
     s->connecting = 0;
@@ -664,7 +713,7 @@ static void session_sync(bridge_session_t *s)
     if (session_over(s) && !s->close_deadline) {
         s->close_deadline = apr_time_now() + CLOSE_GRACE;
         address_release(s);
-        if (!s->is_added_stream) {
+        if (!s->is_added_stream && !s->warm) {
             xb_shm_table_remove(s->d->table, s->sid);
         }
         if (!s->xmpp_closed && !s->connecting && !s->sock_closed) {
@@ -685,13 +734,18 @@ static void session_reap(bridge_session_t *s)
     apr_hash_index_t *hi;
 
     s->reaped = 1;
+    if (s->warm) {
+        warm_release(s); /* out of its pool's list (a no-op once it is gone) */
+    }
     xb_timer_heap_remove(s->d->timers, &s->timer);
     session_close_socket(s);
     address_release(s);
-    if (!s->is_added_stream) {
+    if (!s->is_added_stream && !s->warm) {
         xb_shm_table_remove(s->d->table, s->sid);
     }
-    apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
+    if (!s->warm) {
+        apr_hash_set(s->d->sessions, s->sid, APR_HASH_KEY_STRING, NULL);
+    }
     for (unsigned i = 1; i < s->n_added; i++) {
         if (s->added[i]) {
             s->added[i]->owner = NULL; /* it closes on its own now (session_over) */
@@ -826,6 +880,11 @@ static apr_status_t session_connect(bridge_session_t *s)
 
 /* A session's common part: pool, SID, row in the shared table, the XMPP stream object. Returns
  * NULL with the condition to answer when it cannot be had. */
+static bridge_session_t *warm_take(xb_daemon_t *d, const xb_domain_t *domain, apr_time_t now);
+
+/* A session's common part: pool, SID, row in the shared table, the XMPP stream object (a warm
+ * one when its domain's pool has one ready). Returns NULL with the condition to answer when it
+ * cannot be had. */
 static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
                                      const char *xml_lang, uint64_t rid, int has_ver,
                                      const xb_bosh_body_t *creation, const char *client_ip,
@@ -836,24 +895,17 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     bridge_session_t *s;
     apr_pool_t *pool;
     apr_time_t now = apr_time_now();
+    char sid[XB_SID_HEX_LEN + 1];
 
-    apr_pool_create(&pool, d->pool);
-    s = apr_pcalloc(pool, sizeof(*s));
-    s->kind = FD_XMPP;
-    s->d = d;
-    s->timer.data = s;
-    s->pool = pool;
-    s->domain = domain;
-    s->created = now;
-    if (xb_daemon_new_sid(s->sid) != APR_SUCCESS) {
+    /* What can refuse the session comes first: a warm stream is taken only for one that
+     * will exist. */
+    if (xb_daemon_new_sid(sid) != APR_SUCCESS) {
         xb_log(XB_LOG_MARK, XB_LOG_ERR, XBLOGNO(04009) "no random bytes for a session id");
-        apr_pool_destroy(pool);
         *cond = XB_COND_INTERNAL_SERVER_ERROR;
         return NULL;
     }
-    xb_log_session_tag(s->sid, s->tag);
     memset(&row, 0, sizeof(row));
-    apr_cpystrn(row.sid, s->sid, sizeof(row.sid));
+    apr_cpystrn(row.sid, sid, sizeof(row.sid));
     apr_cpystrn(row.domain, domain->name, sizeof(row.domain));
     row.rid_hi = rid;
     row.rid_lo = rid;
@@ -871,19 +923,36 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04010) "session refused: the session table "
                "is full (XmppBridgeMaxSessions %u)", d->conf->max_sessions);
         xb_shm_table_count(d->table, XB_CNT_REFUSED_TABLE_FULL, 1);
-        apr_pool_destroy(pool);
         *cond = XB_COND_POLICY_VIOLATION;
         return NULL;
     }
-    memset(&params, 0, sizeof(params));
-    params.domain = domain->name;
-    params.xml_lang = xml_lang;
-    params.tls = domain->tls;
-    params.ssl_ctx = d->ssl_ctx;
-    params.tls_name = domain->tls_name;
-    params.max_stanza_size = d->conf->max_stanza_size;
-    params.max_depth = 64;
-    s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+    s = warm_take(d, domain, now);
+    if (s) {
+        /* Its header went out without xml:lang (nobody had asked yet); the headers of the
+         * restarts (after SASL: the stream the session lives on) carry the client's. */
+        xb_xmpp_conn_set_xml_lang(s->xmpp, xml_lang);
+    }
+    else {
+        apr_pool_create(&pool, d->pool);
+        s = apr_pcalloc(pool, sizeof(*s));
+        s->kind = FD_XMPP;
+        s->d = d;
+        s->timer.data = s;
+        s->pool = pool;
+        memset(&params, 0, sizeof(params));
+        params.domain = domain->name;
+        params.xml_lang = xml_lang;
+        params.tls = domain->tls;
+        params.ssl_ctx = d->ssl_ctx;
+        params.tls_name = domain->tls_name;
+        params.max_stanza_size = d->conf->max_stanza_size;
+        params.max_depth = 64;
+        s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+    }
+    s->domain = domain;
+    s->created = now;
+    memcpy(s->sid, sid, sizeof(s->sid));
+    xb_log_session_tag(s->sid, s->tag);
     s->connect_deadline = now + d->conf->connect_timeout;
     apr_hash_set(d->sessions, s->sid, APR_HASH_KEY_STRING, s);
     address_take(s, client_ip);
@@ -894,7 +963,21 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
 /* Connects the session's stream (after its BOSH or login side is in place). */
 static void session_start(bridge_session_t *s)
 {
-    apr_status_t rv = session_connect(s);
+    apr_status_t rv;
+
+    if (s->warm_pending) {
+        /* A warm stream: connected, TLS verified; its features go to the login or the BOSH
+         * side now, as if they had just arrived (the creation answer can go out at once). */
+        s->warm_pending = 0;
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04505) "session %s created for %s (%s:%u) on a "
+               "warm stream opened %" APR_INT64_T_FMT " ms ago", s->tag, s->domain->name,
+               s->domain->host, (unsigned)s->domain->port,
+               (apr_int64_t)apr_time_as_msec(apr_time_now() - s->warm_born));
+        stream_element(s, s->warm_features, s->warm_features_len);
+        session_sync(s);
+        return;
+    }
+    rv = session_connect(s);
 
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04011) "session %s created for %s (%s:%u)",
            s->tag, s->domain->name, s->domain->host, (unsigned)s->domain->port);
@@ -907,6 +990,278 @@ static void session_start(bridge_session_t *s)
         session_fail(s, "connecting to the XMPP server failed");
     }
     session_sync(s);
+}
+
+/* ---- warm streams (XmppBridgeWarmStreams; the rules are in xb_warm_pool.c) -------------- */
+
+static warm_domain_t *warm_domain_of(xb_daemon_t *d, const xb_domain_t *domain)
+{
+    int i;
+
+    for (i = 0; d->warm && i < d->warm->nelts; i++) {
+        warm_domain_t *wd = APR_ARRAY_IDX(d->warm, i, warm_domain_t *);
+        if (wd->domain == domain) {
+            return wd;
+        }
+    }
+    return NULL;
+}
+
+static apr_time_t warm_expiry(const bridge_session_t *s)
+{
+    return xb_warm_pool_expiry(&s->warm->policy, s->warm_born);
+}
+
+/* Out of its pool's list, for good (the stream itself then ends like a finished session:
+ * session_over). Returns where it was; WARM_GONE: out already. */
+static warm_state_t warm_unlist(bridge_session_t *s)
+{
+    warm_domain_t *wd = s->warm;
+    warm_state_t was = s->warm_state;
+
+    if (was == WARM_GONE) {
+        return was;
+    }
+    if (s->warm_prev) {
+        s->warm_prev->warm_next = s->warm_next;
+    }
+    else if (wd->streams == s) {
+        wd->streams = s->warm_next;
+    }
+    if (s->warm_next) {
+        s->warm_next->warm_prev = s->warm_prev;
+    }
+    s->warm_next = s->warm_prev = NULL;
+    s->warm_state = WARM_GONE;
+    return was;
+}
+
+/* Out of the list and the pool's count, no failure (taken, dropped, reaped). */
+static warm_state_t warm_release(bridge_session_t *s)
+{
+    warm_state_t was = warm_unlist(s);
+
+    if (was == WARM_READY) {
+        xb_warm_pool_left(&s->warm->policy);
+    }
+    else if (was == WARM_STARTING) {
+        xb_warm_pool_abandoned(&s->warm->policy);
+    }
+    return was;
+}
+
+/* Taken out of the pool on purpose (too old, an element nobody expected, a new configuration,
+ * shutdown): a ready one ends politely, one still being set up is cut. */
+static void warm_drop(bridge_session_t *s, const char *why)
+{
+    warm_state_t was = warm_release(s);
+
+    if (was == WARM_GONE || s->reaped) {
+        return;
+    }
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04503) "warm stream to %s replaced: %s",
+           s->domain->name, why);
+    if (was == WARM_READY) {
+        xb_shm_table_count(s->d->table, XB_CNT_WARM_RECYCLED, 1);
+    }
+    else if (!s->sock_closed) {
+        s->connecting = 0;
+        session_close_socket(s);
+        session_fail(s, why);
+    }
+    session_touch(s);
+}
+
+/* The stream object reported its end (xmpp_closed is set). */
+static void warm_lost(bridge_session_t *s, const char *why)
+{
+    xb_warm_pool_t *policy = &s->warm->policy;
+    warm_state_t was = warm_unlist(s);
+    unsigned failed = 0;
+
+    if (was == WARM_GONE) {
+        return;
+    }
+    session_touch(s);
+    if (was == WARM_READY) {
+        /* The server closed an idle stream (its c2s_timeout, a restart): replaced. */
+        xb_warm_pool_left(policy);
+        xb_shm_table_count(s->d->table, XB_CNT_WARM_RECYCLED, 1);
+        xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04504) "warm stream to %s closed by the "
+               "server (%s): replaced", s->domain->name, why ? why : "no reason given");
+        return;
+    }
+    xb_shm_table_count(s->d->table, XB_CNT_WARM_FAILED, 1);
+    if (xb_warm_pool_failed(policy, apr_time_now(), &failed)) {
+        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04501) "warm streams to %s (%s:%u): "
+               "setting one up failed (%u time%s since the last such warning; the latest: "
+               "%s); sessions and prebinds connect directly meanwhile; retrying in %u s",
+               s->domain->name, s->domain->host, (unsigned)s->domain->port, failed,
+               failed == 1 ? "" : "s", why ? why : "no reason given",
+               (unsigned)apr_time_sec(policy->retry_at - apr_time_now() + 999999));
+    }
+}
+
+/* The first element of a warm stream is the post-TLS <stream:features/>: kept for the session
+ * that takes it. Nothing else is expected before SASL. */
+static void warm_element(bridge_session_t *s, const char *data, apr_size_t len)
+{
+    unsigned failed;
+
+    if (s->warm_state == WARM_READY) {
+        warm_drop(s, "the server sent an element on the idle stream");
+        return;
+    }
+    if (s->warm_state != WARM_STARTING) {
+        return;
+    }
+    s->warm_features = apr_pmemdup(s->pool, data, len);
+    s->warm_features_len = len;
+    s->warm_state = WARM_READY;
+    s->connect_deadline = 0;
+    failed = xb_warm_pool_ready(&s->warm->policy);
+    if (failed) {
+        xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04502) "warm streams to %s: the server is "
+               "reachable again after %u failed set-up%s", s->domain->name, failed,
+               failed == 1 ? "" : "s");
+    }
+    session_touch(s); /* its timer moves to its expiry */
+}
+
+static void warm_start(xb_daemon_t *d, warm_domain_t *wd, apr_time_t now)
+{
+    xb_xmpp_conn_params_t params;
+    bridge_session_t *s;
+    apr_pool_t *pool;
+    apr_status_t rv;
+    char reason[120];
+
+    apr_pool_create(&pool, d->pool);
+    s = apr_pcalloc(pool, sizeof(*s));
+    s->kind = FD_XMPP;
+    s->d = d;
+    s->timer.data = s;
+    s->pool = pool;
+    s->domain = wd->domain;
+    s->created = s->warm_born = now;
+    apr_cpystrn(s->tag, "warm", sizeof(s->tag));
+    s->warm = wd;
+    s->warm_state = WARM_STARTING;
+    memset(&params, 0, sizeof(params));
+    params.domain = wd->domain->name; /* `to`: the configured domain */
+    params.tls = wd->domain->tls;
+    params.ssl_ctx = d->ssl_ctx;
+    params.tls_name = wd->domain->tls_name;
+    params.max_stanza_size = d->conf->max_stanza_size;
+    params.max_depth = 64;
+    s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+    s->connect_deadline = now + d->conf->connect_timeout;
+    s->warm_next = wd->streams;
+    if (wd->streams) {
+        wd->streams->warm_prev = s;
+    }
+    wd->streams = s;
+    xb_warm_pool_started(&wd->policy);
+    if (!s->xmpp) {
+        s->xmpp_closed = s->sock_closed = 1;
+        warm_lost(s, "out of memory");
+        session_touch(s);
+        return;
+    }
+    rv = session_connect(s);
+    if (rv != APR_SUCCESS) {
+        s->sock_closed = 1;
+        session_fail(s, apr_psprintf(pool, "cannot connect to %s:%u: %s", wd->domain->host,
+                                     (unsigned)wd->domain->port,
+                                     apr_strerror(rv, reason, sizeof(reason))));
+    }
+    session_sync(s);
+}
+
+/* Every domain's pool back to its target (unless it is backing off); *next: when to wake up
+ * for the end of a back-off. */
+static void warm_refill(xb_daemon_t *d, apr_time_t now, apr_time_t *next)
+{
+    int i;
+
+    for (i = 0; !d->stopping && d->warm && i < d->warm->nelts; i++) {
+        warm_domain_t *wd = APR_ARRAY_IDX(d->warm, i, warm_domain_t *);
+        apr_time_t wake;
+
+        /* Each start either adds one being set up or fails into a back-off: this ends. */
+        while (xb_warm_pool_wanted(&wd->policy, now) > 0) {
+            warm_start(d, wd, now);
+        }
+        wake = xb_warm_pool_next_wakeup(&wd->policy, now);
+        if (wake && wake < *next) {
+            *next = wake;
+        }
+    }
+}
+
+/* The ready warm stream to `domain` a session may take now, out of the pool; NULL when there
+ * is none (the session connects itself). */
+static bridge_session_t *warm_take(xb_daemon_t *d, const xb_domain_t *domain, apr_time_t now)
+{
+    warm_domain_t *wd = warm_domain_of(d, domain);
+    bridge_session_t *s, *next;
+
+    if (!wd || !wd->policy.target) {
+        return NULL;
+    }
+    for (s = wd->streams; s; s = next) {
+        next = s->warm_next;
+        if (s->warm_state != WARM_READY) {
+            continue;
+        }
+        if (now >= warm_expiry(s)) {
+            warm_drop(s, "older than XmppBridgeWarmStreamMaxAge");
+            continue;
+        }
+        /* Whatever the server sent since the last poll is read now (its </stream:stream>, a
+         * stream error, the end of the connection): a closing stream is never handed out. */
+        session_read(s);
+        if (s->warm_state != WARM_READY) {
+            continue;
+        }
+        if (s->sock_closed || s->xmpp_closed || !xb_xmpp_conn_is_ready(s->xmpp)) {
+            warm_drop(s, "not open any more");
+            continue;
+        }
+        warm_release(s);
+        s->warm = NULL;
+        s->warm_state = 0;
+        s->warm_pending = 1;
+        xb_shm_table_count(d->table, XB_CNT_WARM_TAKEN, 1);
+        return s;
+    }
+    xb_shm_table_count(d->table, XB_CNT_WARM_MISSED, 1);
+    return NULL;
+}
+
+/* Every warm stream out of its pool (`why`); the pools are made anew for d->conf. */
+static void warm_configure(xb_daemon_t *d, const char *why)
+{
+    int i;
+
+    for (i = 0; d->warm && i < d->warm->nelts; i++) {
+        warm_domain_t *wd = APR_ARRAY_IDX(d->warm, i, warm_domain_t *);
+        while (wd->streams) {
+            bridge_session_t *s = wd->streams;
+            warm_drop(s, why);
+            session_sync(s); /* a ready one's </stream:stream> goes out now */
+        }
+    }
+    /* From the daemon's pool: a few dozen bytes per domain and graceful restart. */
+    d->warm = apr_array_make(d->pool, 2, sizeof(warm_domain_t *));
+    for (i = 0; !d->stopping && d->conf->warm_streams && d->conf->domains
+                && i < d->conf->domains->nelts; i++) {
+        warm_domain_t *wd = apr_pcalloc(d->pool, sizeof(*wd));
+        wd->domain = &APR_ARRAY_IDX(d->conf->domains, i, xb_domain_t);
+        xb_warm_pool_init(&wd->policy, d->conf->warm_streams,
+                          apr_time_from_sec(d->conf->warm_max_age));
+        APR_ARRAY_PUSH(d->warm, warm_domain_t *) = wd;
+    }
 }
 
 static void handle_creation(ipc_conn_t *conn, const xb_bosh_body_t *body,
@@ -1255,7 +1610,10 @@ static void handle_prebind(ipc_conn_t *conn, const char *payload, apr_size_t len
     if (!params.secret) {
         s->prebind_jid = apr_pstrdup(s->pool, f[XB_PREBIND_FIELD_JID]);
         s->prebind_req = conn->req_id;
-        s->xmpp_closed = s->sock_closed = 1; /* never connected */
+        if (!s->warm_pending) {
+            s->xmpp_closed = s->sock_closed = 1; /* never connected */
+        }
+        s->warm_pending = 0; /* a warm stream taken: prebind_fail closes it */
         prebind_fail(s, 500, "token-failed", "minting the token failed");
         session_sync(s);
         return;
@@ -1602,6 +1960,7 @@ static void handle_reconfigure(ipc_conn_t *conn, uint32_t log_level, const char 
     d->conf = conf;
     d->addrs = apr_hash_make(p); /* hosts may have moved */
     apply_limits(d);
+    warm_configure(d, "new configuration"); /* hosts, names, the CA may have changed */
     end_sessions_of_removed_domains(d);
     xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04033) "new configuration applied (%d domains); %u "
            "sessions carry on", conf->domains->nelts, apr_hash_count(d->sessions));
@@ -1879,10 +2238,12 @@ static int session_upkeep(bridge_session_t *s, apr_time_t now)
     apr_time_t due;
 
     if (s->connect_deadline && now >= s->connect_deadline
-        && !xb_xmpp_conn_is_ready(s->xmpp) && !s->xmpp_closed) {
-        xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did not "
-               "complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
-               s->domain->host, (unsigned)s->domain->port, s->domain->name);
+        && (!xb_xmpp_conn_is_ready(s->xmpp) || s->warm) && !s->xmpp_closed) {
+        if (!s->warm) { /* a warm stream's failures are logged by its pool, paced */
+            xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04018) "session %s: %s:%u (%s) did "
+                   "not complete the stream set-up within XmppBridgeConnectTimeout", s->tag,
+                   s->domain->host, (unsigned)s->domain->port, s->domain->name);
+        }
         s->connecting = 0;
         session_close_socket(s);
         if (s->login) {
@@ -1893,8 +2254,11 @@ static int session_upkeep(bridge_session_t *s, apr_time_t now)
             session_fail(s, "timed out setting up the XMPP stream");
         }
     }
-    if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login) {
+    if (s->connect_deadline && xb_xmpp_conn_is_ready(s->xmpp) && !s->login && !s->warm) {
         s->connect_deadline = 0;
+    }
+    if (s->warm && s->warm_state == WARM_READY && now >= warm_expiry(s)) {
+        warm_drop(s, "older than XmppBridgeWarmStreamMaxAge");
     }
     if (s->bosh) {
         xb_bosh_session_tick(s->bosh, now);
@@ -1906,6 +2270,9 @@ static int session_upkeep(bridge_session_t *s, apr_time_t now)
     due = s->bosh ? xb_bosh_session_next_deadline(s->bosh) : 0;
     due = earliest(due, s->connect_deadline);
     due = earliest(due, s->close_deadline);
+    if (s->warm && s->warm_state != WARM_GONE) {
+        due = earliest(due, warm_expiry(s));
+    }
     xb_timer_heap_set(d->timers, &s->timer, due);
     return 0;
 }
@@ -1924,6 +2291,11 @@ static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
         session_touch(t->data);
     }
     for (;;) {
+        /* Warm streams taken, recycled or lost this round are replaced at once. */
+        warm_refill(d, now, &next);
+        if (d->touched->nelts == 0) {
+            break;
+        }
         /* The list may grow while it is walked (an upkeep that touches another session). A
          * session stays marked while it waits for reaping, so it is queued only once. */
         for (i = 0; i < d->touched->nelts; i++) {
@@ -1936,9 +2308,6 @@ static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
             }
         }
         d->touched->nelts = 0;
-        if (reap->nelts == 0) {
-            break;
-        }
         for (i = 0; i < reap->nelts; i++) {
             session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
         }
@@ -2005,6 +2374,7 @@ static void shutdown_sessions(xb_daemon_t *d)
 {
     apr_hash_index_t *hi;
 
+    warm_configure(d, "the daemon is stopping"); /* d->stopping: no new pools */
     for (hi = apr_hash_first(NULL, d->sessions); hi; hi = apr_hash_next(hi)) {
         bridge_session_t *s = apr_hash_this_val(hi);
         if (s->login) {
@@ -2025,7 +2395,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     apr_status_t rv;
     /* Per session: its handlers' connections and one XMPP socket per stream (§16). */
     apr_uint32_t size = conf->max_sessions * (2 + (conf->max_streams ? conf->max_streams : 1))
-                        + 64;
+                        + conf->warm_streams * (conf->domains ? conf->domains->nelts : 0) + 64;
 
     memset(d, 0, sizeof(*d));
     d->pool = pool;
@@ -2044,6 +2414,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->timers = xb_timer_heap_create(pool, conf->max_sessions);
     d->touched = apr_array_make(pool, 64, sizeof(bridge_session_t *));
     apply_limits(d);
+    warm_configure(d, NULL);
     d->parse_limits.max_depth = 64;
 
     d->ssl_ctx = xb_xmpp_conn_ssl_ctx(conf->ca_file, &errmsg);

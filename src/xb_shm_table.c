@@ -319,6 +319,10 @@ static const char *const counter_names[XB_CNT_COUNT] = {
     [XB_CNT_REFUSED_CROSS_SITE] = "refused_cross_site",
     [XB_CNT_HOST_GONE] = "host_gone",
     [XB_CNT_OVERACTIVITY] = "overactivity",
+    [XB_CNT_WARM_TAKEN] = "warm_streams_taken",
+    [XB_CNT_WARM_MISSED] = "warm_streams_missed",
+    [XB_CNT_WARM_RECYCLED] = "warm_streams_recycled",
+    [XB_CNT_WARM_FAILED] = "warm_streams_failed",
 };
 
 const char *xb_counter_name(xb_counter_t c)

@@ -688,6 +688,13 @@ void xb_xmpp_conn_restart(xb_xmpp_conn_t *c)
     leave(c);
 }
 
+void xb_xmpp_conn_set_xml_lang(xb_xmpp_conn_t *c, const char *xml_lang)
+{
+    if (!c->destroyed) {
+        c->params.xml_lang = xml_lang ? apr_pstrdup(c->pool, xml_lang) : NULL;
+    }
+}
+
 void xb_xmpp_conn_close(xb_xmpp_conn_t *c)
 {
     if (c->state == ST_CLOSING || c->state == ST_CLOSED || !enter(c)) {

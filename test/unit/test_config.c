@@ -48,6 +48,8 @@ static xb_config_t *sample(void)
     c->max_per_address = 3;
     c->front_proxy_timeout = 60;
     c->gzip = 1;
+    c->warm_streams = 4;
+    c->warm_max_age = 17;
     return c;
 }
 
@@ -76,6 +78,8 @@ static void test_round_trip(void **state)
     assert_int_equal(out->max_per_address, 3);
     assert_int_equal(out->front_proxy_timeout, 60);
     assert_int_equal(out->gzip, 1);
+    assert_int_equal(out->warm_streams, 4);
+    assert_int_equal(out->warm_max_age, 17);
     assert_string_equal(out->ca_file, "/etc/ssl/ca.pem");
     assert_string_equal(out->socket_path, "/run/apache2/xmpp-bridge.1.sock");
     assert_null(out->token_key_file);

@@ -640,6 +640,33 @@ static void test_restart(void **state)
                                       "/r</jid></bind></iq>");
 }
 
+/* A warm stream is opened before anyone asks for a language; the session that takes it sets
+ * the client's, which the headers of the restarts carry (and only those). */
+static void test_xml_lang_set_later(void **state)
+{
+    fx_t *fx = fx_new(state, XB_TLS_NONE);
+
+    fx->params.xml_lang = NULL;
+    fx_conn(fx);
+    xb_xmpp_conn_start(fx->conn);
+    assert_string_equal(take_got(fx), "<?xml version='1.0'?><stream:stream to='" DOMAIN
+                                      "' xmlns='jabber:client' xmlns:stream='" STREAMS_NS
+                                      "' version='1.0'>");
+    server_send(fx, SRV_HEADER FEATURES_SASL);
+    assert_true(xb_xmpp_conn_is_ready(fx->conn));
+    xb_xmpp_conn_set_xml_lang(fx->conn, "de'x");
+    assert_string_equal(take_got(fx), ""); /* nothing is sent until the restart */
+    xb_xmpp_conn_restart(fx->conn);
+    assert_string_equal(take_got(fx), "<?xml version='1.0'?><stream:stream to='" DOMAIN
+                                      "' xmlns='jabber:client' xmlns:stream='" STREAMS_NS
+                                      "' version='1.0' xml:lang='de&apos;x'>");
+    xb_xmpp_conn_set_xml_lang(fx->conn, NULL);
+    xb_xmpp_conn_restart(fx->conn);
+    assert_string_equal(take_got(fx), "<?xml version='1.0'?><stream:stream to='" DOMAIN
+                                      "' xmlns='jabber:client' xmlns:stream='" STREAMS_NS
+                                      "' version='1.0'>");
+}
+
 static void test_restart_from_element_event(void **state)
 {
     fx_t *fx = fx_new(state, XB_TLS_NONE);
@@ -940,6 +967,7 @@ int main(void)
         T(test_header_escaping),
         T(test_restart),
         T(test_restart_from_element_event),
+        T(test_xml_lang_set_later),
         T(test_stream_error_raw),
         T(test_stream_error_before_tls),
         T(test_close_handshake),
