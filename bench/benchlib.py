@@ -26,7 +26,7 @@ from xbtest import stack  # noqa: E402
 from xbtest.apache import Apache  # noqa: E402
 from xbtest.ca import TestCA  # noqa: E402,F401
 from xbtest.ejabberd import Ejabberd  # noqa: E402
-from xbtest.proc import pid_alive, wait_pid_gone, kill_pids  # noqa: E402,F401
+from xbtest.proc import descendants, pid_alive, wait_pid_gone, kill_pids  # noqa: E402,F401
 from xbtest.prosody import Prosody  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -191,26 +191,6 @@ def threads(pids):
         except OSError:
             continue
     return tot
-
-
-def descendants(pid):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        kids.setdefault(int(st.rsplit(")", 1)[1].split()[1]), []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 class Path:

@@ -15,7 +15,7 @@
  *   RESULT {json}                            totals, login latency, errors
  * Diagnostics on stderr. Exit 0 ok, 2 usage, 3 wall-clock limit reached (RESULT still printed).
  *
- * Build: cc -O2 -g -Wall -o loadgen loadgen.c -lexpat -lm
+ * Build: make -C bench loadgen (loadgen.c bosh_client.c -lexpat -lm)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -40,26 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bosh_client.h"
+
 #define MAX_STEPS 64
 #define MAX_MSGS_PER_REQ 64
-#define NS 1000000000ULL
-#define MS 1000000ULL
-
-/* ------------------------------------------------------------------ time */
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_self_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
 
 /* ------------------------------------------------------------------ histogram (µs, ~1.5 %) */
 #define HSUB 64
@@ -122,61 +106,6 @@ static double hpct(const hist_t *h, double p, uint64_t total)
     return h->max / 1000.0;
 }
 
-/* ------------------------------------------------------------------ buffers */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void buf_reserve(buf_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap)
-        return;
-    size_t c = b->cap ? b->cap : 512;
-    while (c < b->len + more + 1)
-        c *= 2;
-    b->p = realloc(b->p, c);
-    if (!b->p)
-        die("out of memory");
-    b->cap = c;
-}
-
-static void buf_add(buf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void buf_printf(buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        size_t room = b->cap > b->len ? b->cap - b->len : 0;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            die("vsnprintf");
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        buf_reserve(b, (size_t)n + 1);
-    }
-}
-
 /* ------------------------------------------------------------------ options */
 static struct {
     char host[64];
@@ -227,21 +156,12 @@ typedef struct req {
     uint64_t t_sent;
 } req_t;
 
-enum { CS_CLOSED = 0, CS_CONNECTING, CS_IDLE, CS_BUSY };
-
 struct client;
 typedef struct conn {
-    int fd;
-    uint32_t gen;   /* bumped at every open: epoll events of an earlier socket are ignored */
-    int state;
+    http_conn_t h;
     int served; /* responses read on this TCP connection (keep-alive reuse) */
     struct client *cl;
     req_t *req;
-    size_t woff;
-    buf_t in;
-    int hdr_done, status, chunked, close_after;
-    long clen;
-    size_t body_off;
     uint64_t deadline;
 } conn_t;
 
@@ -294,23 +214,7 @@ static size_t resendq_len, resendq_cap;
 static uint64_t msg_errors, msg_stray, http_errors, conn_retries, req_timeouts, requests_sent,
     responses_recv;
 static int granted_wait = -1, granted_requests = -1;
-static char reasons[16][160];
-static int reason_count[16], nreasons;
 static struct sockaddr_in srv;
-static char login_mechs[256];
-
-static void note_reason(const char *r)
-{
-    for (int i = 0; i < nreasons; i++)
-        if (strcmp(reasons[i], r) == 0) {
-            reason_count[i]++;
-            return;
-        }
-    if (nreasons < 16) {
-        snprintf(reasons[nreasons], sizeof reasons[0], "%s", r);
-        reason_count[nreasons++] = 1;
-    }
-}
 
 static void mark(const char *name, const char *fmt, ...)
 {
@@ -327,28 +231,10 @@ static void mark(const char *name, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ connections */
-static void conn_reset_parse(conn_t *c)
-{
-    c->in.len = 0;
-    c->hdr_done = 0;
-    c->status = 0;
-    c->chunked = 0;
-    c->close_after = 0;
-    c->clen = -1;
-    c->body_off = 0;
-}
-
 static void conn_close(conn_t *c)
 {
-    if (c->fd >= 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
-    c->state = CS_CLOSED;
+    http_close(&c->h, ep);
     c->served = 0;
-    c->woff = 0;
-    conn_reset_parse(c);
 }
 
 static void client_fail(client_t *cl, const char *why);
@@ -357,49 +243,18 @@ static void pump(client_t *cl);
 
 static int conn_open(conn_t *c)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (http_open(&c->h, ep, &srv, (uint32_t)(c->cl->id * 2 + (c == &c->cl->conn[1]))) < 0)
         return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int r = connect(fd, (struct sockaddr *)&srv, sizeof srv);
-    if (r < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    c->gen++;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                             .data.u64 = ((uint64_t)c->gen << 32) |
-                                         (uint32_t)(c->cl->id * 2 + (c == &c->cl->conn[1]))};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        close(fd);
-        return -1;
-    }
-    c->fd = fd;
-    c->state = CS_CONNECTING;
     c->served = 0;
-    conn_reset_parse(c);
     return 0;
 }
 
 /* write what is pending; 0 ok (maybe partial), -1 error */
 static int conn_flush(conn_t *c)
 {
-    if (c->state != CS_BUSY || !c->req)
+    if (c->h.state != CS_BUSY || !c->req)
         return 0;
-    while (c->woff < c->req->data.len) {
-        ssize_t n = send(c->fd, c->req->data.p + c->woff, c->req->data.len - c->woff,
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c->woff += (size_t)n;
-    }
-    return 0;
+    return http_flush(&c->h, c->req->data.p, c->req->data.len);
 }
 
 static uint64_t req_deadline(client_t *cl)
@@ -413,35 +268,35 @@ static int conn_start(client_t *cl, req_t *rq)
 {
     conn_t *c = NULL;
     for (int i = 0; i < 2; i++)
-        if (cl->conn[i].state == CS_IDLE) {
+        if (cl->conn[i].h.state == CS_IDLE) {
             c = &cl->conn[i];
             break;
         }
     if (!c)
         for (int i = 0; i < 2; i++)
-            if (cl->conn[i].state == CS_CLOSED) {
+            if (cl->conn[i].h.state == CS_CLOSED) {
                 c = &cl->conn[i];
                 break;
             }
     if (!c)
         return -1;
     int connecting = 0;
-    if (c->state == CS_CLOSED) {
+    if (c->h.state == CS_CLOSED) {
         if (conn_open(c) < 0)
             return -1;
         connecting = 1;
     }
     c->req = rq;
-    c->woff = 0;
-    conn_reset_parse(c);
+    c->h.woff = 0;
+    http_reset_parse(&c->h);
     c->deadline = req_deadline(cl);
     rq->t_sent = now_ns();
     requests_sent++;
     if (connecting) {
-        c->state = CS_CONNECTING; /* written on EPOLLOUT */
+        c->h.state = CS_CONNECTING; /* written on EPOLLOUT */
         return 0;
     }
-    c->state = CS_BUSY;
+    c->h.state = CS_BUSY;
     if (conn_flush(c) < 0)
         return -2;
     return 0;
@@ -458,16 +313,10 @@ static req_t *req_alloc(client_t *cl)
 
 static void http_wrap(req_t *rq, const char *body, size_t blen)
 {
-    rq->data.len = 0;
-    buf_printf(&rq->data,
-               "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: xb-loadgen/1\r\n"
-               "Accept: */*\r\nContent-Type: text/xml; charset=UTF-8\r\n"
-               "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
-               opt.path, opt.hosthdr, blen);
-    buf_add(&rq->data, body, blen);
+    http_post(&rq->data, opt.path, opt.hosthdr, "xb-loadgen/1", body, blen, 1);
 }
 
-static buf_t scratch, rbody;
+static buf_t scratch;
 
 static void send_req(client_t *cl, req_t *rq)
 {
@@ -486,11 +335,7 @@ static void do_create(client_t *cl)
     rq->resend_at = 0;
     rq->rid = cl->rid++;
     scratch.len = 0;
-    buf_printf(&scratch,
-               "<body content='text/xml; charset=utf-8' hold='1' rid='%" PRIu64 "' to='%s' "
-               "ver='1.6' wait='%d' xml:lang='en' xmpp:version='1.0' "
-               "xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>",
-               rq->rid, opt.domain, opt.wait);
+    bosh_creation_body(&scratch, rq->rid, opt.domain, opt.wait);
     http_wrap(rq, scratch.p, scratch.len);
     cl->outstanding++;
     cl->state = S_CREATING;
@@ -521,19 +366,12 @@ static void send_next(client_t *cl, int kind)
     rq->rid = cl->rid++;
     scratch.len = 0;
     if (kind == R_RESTART) {
-        buf_printf(&scratch,
-                   "<body rid='%" PRIu64 "' sid='%s' to='%s' xml:lang='en' xmpp:restart='true' "
-                   "xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>",
-                   rq->rid, cl->sid, opt.domain);
+        bosh_restart_body(&scratch, rq->rid, cl->sid, opt.domain);
     } else if (kind == R_TERMINATE) {
-        buf_printf(&scratch,
-                   "<body rid='%" PRIu64 "' sid='%s' type='terminate' "
-                   "xmlns='http://jabber.org/protocol/httpbind'>"
-                   "<presence xmlns='jabber:client' type='unavailable'/></body>",
-                   rq->rid, cl->sid);
+        bosh_terminate_body(&scratch, rq->rid, cl->sid);
     } else {
-        buf_printf(&scratch, "<body rid='%" PRIu64 "' sid='%s' "
-                   "xmlns='http://jabber.org/protocol/httpbind'", rq->rid, cl->sid);
+        buf_printf(&scratch, "<body rid='%" PRIu64 "' sid='%s' xmlns='" HTTPBIND_NS "'",
+                   rq->rid, cl->sid);
         if (cl->pend.len == 0 && cl->qlen == 0) {
             buf_add(&scratch, "/>", 2);
         } else {
@@ -625,38 +463,8 @@ static void client_fail(client_t *cl, const char *why)
 }
 
 /* ------------------------------------------------------------------ XML of a response */
-typedef struct {
-    client_t *cl;
-    int depth;
-    int is_terminate;
-    char condition[64];
-    /* stanza at depth 2 */
-    int kind;
-    char id[64], type[16];
-    int f_plain, f_bind, f_session, f_sess_opt, f_mechs;
-    int in_text;
-    buf_t text;
-} pstate_t;
-
-enum { K_OTHER = 0, K_FEATURES, K_SUCCESS, K_FAILURE, K_IQ, K_MESSAGE, K_STREAMERR, K_PRESENCE };
-
-static pstate_t P;
-static XML_Parser XP;
+static bosh_xml_t X;
 static uint64_t t_resp; /* time the response being parsed was complete */
-
-static const char *local(const char *n)
-{
-    const char *c = strrchr(n, ':');
-    return c ? c + 1 : n;
-}
-
-static const char *attr(const char **a, const char *name)
-{
-    for (; *a; a += 2)
-        if (strcmp(local(a[0]), name) == 0 && strncmp(a[0], "xmlns", 5) != 0)
-            return a[1];
-    return NULL;
-}
 
 static void on_message(client_t *cl, const char *type, const char *text)
 {
@@ -698,141 +506,52 @@ static void on_message(client_t *cl, const char *type, const char *text)
 
 static void logged_in(client_t *cl);
 
-static void x_start(void *ud, const char *name, const char **a)
+/* the creation response's attributes */
+static void on_body(bosh_xml_t *x, const char **a)
 {
-    (void)ud;
-    const char *n = local(name);
-    P.depth++;
-    if (P.depth == 1) {
-        const char *t = attr(a, "type");
-        if (t && strcmp(t, "terminate") == 0)
-            P.is_terminate = 1;
-        const char *c = attr(a, "condition");
-        if (c)
-            snprintf(P.condition, sizeof P.condition, "%s", c);
-        client_t *cl = P.cl;
-        if (cl->state == S_CREATING) {
-            const char *s = attr(a, "sid");
-            if (s)
-                snprintf(cl->sid, sizeof cl->sid, "%s", s);
-            const char *w = attr(a, "wait");
-            if (w)
-                cl->wait = atoi(w);
-            if (w && granted_wait < 0)
-                granted_wait = atoi(w);
-            const char *rq = attr(a, "requests");
-            if (rq && granted_requests < 0)
-                granted_requests = atoi(rq);
-            if (cl->sid[0])
-                cl->state = S_WAIT_FEATURES; /* features may come in this very response */
-        }
-        return;
-    }
-    if (P.depth == 2) {
-        P.kind = K_OTHER;
-        P.id[0] = P.type[0] = 0;
-        P.f_plain = P.f_bind = P.f_session = P.f_sess_opt = P.f_mechs = 0;
-        P.text.len = 0;
-        P.in_text = 0;
-        if (!strcmp(n, "features"))
-            P.kind = K_FEATURES;
-        else if (!strcmp(n, "success"))
-            P.kind = K_SUCCESS;
-        else if (!strcmp(n, "failure"))
-            P.kind = K_FAILURE;
-        else if (!strcmp(n, "iq"))
-            P.kind = K_IQ;
-        else if (!strcmp(n, "message"))
-            P.kind = K_MESSAGE;
-        else if (!strcmp(n, "presence"))
-            P.kind = K_PRESENCE;
-        else if (!strcmp(n, "error"))
-            P.kind = K_STREAMERR;
-        const char *v = attr(a, "id");
-        if (v)
-            snprintf(P.id, sizeof P.id, "%s", v);
-        v = attr(a, "type");
-        if (v)
-            snprintf(P.type, sizeof P.type, "%s", v);
-        return;
-    }
-    switch (P.kind) {
-    case K_FEATURES:
-        if (!strcmp(n, "mechanisms"))
-            P.f_mechs = 1;
-        else if (!strcmp(n, "mechanism"))
-            P.in_text = 1, P.text.len = 0;
-        else if (!strcmp(n, "bind"))
-            P.f_bind = 1;
-        else if (!strcmp(n, "session"))
-            P.f_session = 1;
-        else if (!strcmp(n, "optional") && P.f_session)
-            P.f_sess_opt = 1;
-        break;
-    case K_IQ:
-        if (!strcmp(n, "jid"))
-            P.in_text = 1, P.text.len = 0;
-        break;
-    case K_MESSAGE:
-        if (P.depth == 3 && !strcmp(n, "body"))
-            P.in_text = 1, P.text.len = 0;
-        break;
-    default:
-        break;
+    client_t *cl = x->ud;
+    if (cl->state == S_CREATING) {
+        const char *s = xml_attr(a, "sid");
+        if (s)
+            snprintf(cl->sid, sizeof cl->sid, "%s", s);
+        const char *w = xml_attr(a, "wait");
+        if (w)
+            cl->wait = atoi(w);
+        if (w && granted_wait < 0)
+            granted_wait = atoi(w);
+        const char *rq = xml_attr(a, "requests");
+        if (rq && granted_requests < 0)
+            granted_requests = atoi(rq);
+        if (cl->sid[0])
+            cl->state = S_WAIT_FEATURES; /* features may come in this very response */
     }
 }
 
-static void x_text(void *ud, const char *s, int len)
+static void stanza_done(bosh_xml_t *x)
 {
-    (void)ud;
-    if (P.in_text)
-        buf_add(&P.text, s, (size_t)len);
-}
-
-static void stanza_done(void)
-{
-    client_t *cl = P.cl;
+    client_t *cl = x->ud;
     if (cl->state == S_FAILED)
         return;
-    switch (P.kind) {
+    switch (x->kind) {
     case K_FEATURES:
         if (cl->state == S_WAIT_FEATURES) {
-            if (!P.f_mechs)
+            if (!x->f_mechs)
                 return; /* not yet the SASL features */
-            if (!P.f_plain) {
+            if (!x->f_plain) {
                 client_fail(cl, "PLAIN not offered");
                 return;
             }
-            /* \0user\0pass, base64 */
-            char raw[160], b64[256];
-            int rl = snprintf(raw, sizeof raw, "%c%s%c%s", 0, cl->user, 0, cl->pass);
-            static const char tb[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            int o = 0;
-            for (int i = 0; i < rl; i += 3) {
-                unsigned v = (unsigned char)raw[i] << 16;
-                if (i + 1 < rl)
-                    v |= (unsigned char)raw[i + 1] << 8;
-                if (i + 2 < rl)
-                    v |= (unsigned char)raw[i + 2];
-                b64[o++] = tb[(v >> 18) & 63];
-                b64[o++] = tb[(v >> 12) & 63];
-                b64[o++] = i + 1 < rl ? tb[(v >> 6) & 63] : '=';
-                b64[o++] = i + 2 < rl ? tb[v & 63] : '=';
-            }
-            b64[o] = 0;
-            buf_printf(&cl->pend, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
-                       "mechanism='PLAIN'>%s</auth>", b64);
+            xmpp_auth_plain(&cl->pend, cl->user, cl->pass);
             cl->state = S_AUTH;
         } else if (cl->state == S_WAIT_FEATURES2) {
-            if (!P.f_bind) {
+            if (!x->f_bind) {
                 client_fail(cl, "no bind feature after restart");
                 return;
             }
-            cl->sess_required = P.f_session && !P.f_sess_opt;
-            buf_printf(&cl->pend, "<iq xmlns='jabber:client' type='set' id='bind_1'>"
-                       "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>lg%d"
-                       "</resource></bind></iq>", cl->id);
+            cl->sess_required = x->f_session && !x->f_sess_opt;
+            char res[32];
+            snprintf(res, sizeof res, "lg%d", cl->id);
+            xmpp_bind_iq(&cl->pend, res);
             cl->state = S_BIND;
         }
         break;
@@ -849,54 +568,29 @@ static void stanza_done(void)
         client_fail(cl, "stream error");
         break;
     case K_IQ:
-        if (!strcmp(P.type, "error")) {
+        if (!strcmp(x->type, "error")) {
             client_fail(cl, "iq error");
-        } else if (!strcmp(P.type, "result")) {
-            if (cl->state == S_BIND && !strcmp(P.id, "bind_1")) {
-                snprintf(cl->jid, sizeof cl->jid, "%.*s", (int)P.text.len,
-                         P.text.p ? P.text.p : "");
+        } else if (!strcmp(x->type, "result")) {
+            if (cl->state == S_BIND && !strcmp(x->id, "bind_1")) {
+                snprintf(cl->jid, sizeof cl->jid, "%.*s", (int)x->text.len,
+                         x->text.p ? x->text.p : "");
                 if (cl->sess_required) {
-                    buf_printf(&cl->pend, "<iq xmlns='jabber:client' type='set' id='sess_1'>"
-                               "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+                    xmpp_session_iq(&cl->pend);
                     cl->state = S_SESSION;
                 } else {
                     logged_in(cl);
                 }
-            } else if (cl->state == S_SESSION && !strcmp(P.id, "sess_1")) {
+            } else if (cl->state == S_SESSION && !strcmp(x->id, "sess_1")) {
                 logged_in(cl);
             }
         }
         break;
     case K_MESSAGE:
-        on_message(cl, P.type, P.text.p ? P.text.p : "");
+        on_message(cl, x->type, x->text.p ? x->text.p : "");
         break;
     default:
         break;
     }
-}
-
-static void x_end(void *ud, const char *name)
-{
-    (void)ud;
-    const char *n = local(name);
-    if (P.depth == 2) {
-        stanza_done();
-    } else if (P.depth >= 3) {
-        if (P.kind == K_FEATURES && !strcmp(n, "mechanism")) {
-            if (P.text.len == 5 && !memcmp(P.text.p, "PLAIN", 5))
-                P.f_plain = 1;
-            if (P.text.len && strlen(login_mechs) + P.text.len + 2 < sizeof login_mechs &&
-                !strstr(login_mechs, P.text.p)) {
-                strcat(login_mechs, P.text.p);
-                strcat(login_mechs, " ");
-            }
-            P.in_text = 0;
-        } else if ((P.kind == K_IQ && !strcmp(n, "jid")) ||
-                   (P.kind == K_MESSAGE && P.depth == 3 && !strcmp(n, "body"))) {
-            P.in_text = 0;
-        }
-    }
-    P.depth--;
 }
 
 static void logged_in(client_t *cl)
@@ -914,11 +608,11 @@ static void handle_response(conn_t *c, const char *body, size_t blen)
 {
     client_t *cl = c->cl;
     req_t *rq = c->req;
-    int status = c->status;
+    int status = c->h.status;
     c->req = NULL;
     c->served++;
-    c->state = CS_IDLE;
-    if (c->close_after)
+    c->h.state = CS_IDLE;
+    if (c->h.close_after)
         conn_close(c);
     responses_recv++;
     if (status >= 500 && status < 600) {
@@ -942,32 +636,22 @@ static void handle_response(conn_t *c, const char *body, size_t blen)
         return;
     }
     t_resp = now_ns();
-    XML_ParserReset(XP, NULL);
-    XML_SetElementHandler(XP, x_start, x_end);
-    XML_SetCharacterDataHandler(XP, x_text);
-    P.cl = cl;
-    P.kind = K_OTHER;
-    P.in_text = 0;
-    P.depth = 0;
-    P.is_terminate = 0;
-    P.condition[0] = 0;
-    P.text.len = 0;
-    if (XML_Parse(XP, body, (int)blen, 1) == XML_STATUS_ERROR) {
+    if (bosh_xml_parse(&X, cl, body, blen) < 0) {
         if (opt.verbose)
-            fprintf(stderr, "client %d: bad XML (%s): %.*s\n", cl->id,
-                    XML_ErrorString(XML_GetErrorCode(XP)), (int)(blen > 300 ? 300 : blen), body);
+            fprintf(stderr, "client %d: bad XML (%s): %.*s\n", cl->id, bosh_xml_error(&X),
+                    (int)(blen > 300 ? 300 : blen), body);
         client_fail(cl, "unparsable response body");
         return;
     }
     if (cl->state == S_FAILED)
         return;
     if (kind == R_CREATE) {
-        if (!cl->sid[0] && !P.is_terminate) {
+        if (!cl->sid[0] && !X.is_terminate) {
             client_fail(cl, "no sid in the creation response");
             return;
         }
     }
-    if (P.is_terminate) {
+    if (X.is_terminate) {
         if (cl->state == S_TERMINATING) {
             if (cl->outstanding == 0) {
                 cl->state = S_DONE;
@@ -979,7 +663,7 @@ static void handle_response(conn_t *c, const char *body, size_t blen)
         }
         char r[128];
         snprintf(r, sizeof r, "terminated by the server: %s",
-                 P.condition[0] ? P.condition : "(no condition)");
+                 X.condition[0] ? X.condition : "(no condition)");
         client_fail(cl, r);
         return;
     }
@@ -998,92 +682,17 @@ static void handle_response(conn_t *c, const char *body, size_t blen)
     pump(cl);
 }
 
-/* parse what is in c->in; 1 = one response handled, 0 = need more, -1 = broken */
+/* parse what is in c->h.in; 1 = one response handled, 0 = need more, -1 = broken */
 static int try_response(conn_t *c, int eof)
 {
-    if (eof)
-        c->close_after = 1; /* handle_response closes it before the client sends again */
-    if (!c->hdr_done) {
-        char *e = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
-        if (!e)
-            return c->in.len > 65536 ? -1 : 0;
-        *e = 0;
-        if (strncmp(c->in.p, "HTTP/1.", 7) != 0)
-            return -1;
-        c->status = atoi(c->in.p + 9);
-        c->clen = -1;
-        c->chunked = 0;
-        c->close_after = (c->in.p[7] == '0') || eof;
-        for (char *l = strstr(c->in.p, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
-            char *h = l + 2;
-            if (!strncasecmp(h, "Content-Length:", 15))
-                c->clen = atol(h + 15);
-            else if (!strncasecmp(h, "Transfer-Encoding:", 18) && strcasestr(h, "chunked") &&
-                     strcasestr(h, "chunked") < (strstr(h, "\r\n") ? strstr(h, "\r\n") : h + strlen(h)))
-                c->chunked = 1;
-            else if (!strncasecmp(h, "Connection:", 11)) {
-                char *eol = strstr(h, "\r\n");
-                char save = 0;
-                if (eol)
-                    save = *eol, *eol = 0;
-                if (strcasestr(h, "close"))
-                    c->close_after = 1;
-                else if (strcasestr(h, "keep-alive") && !eof)
-                    c->close_after = 0;
-                if (eol)
-                    *eol = save;
-            }
-        }
-        *e = '\r';
-        c->body_off = (size_t)(e - c->in.p) + 4;
-        c->hdr_done = 1;
-    }
-    if (c->chunked) {
-        /* decode when complete */
-        size_t pos = c->body_off;
-        buf_t *out = &rbody;
-        out->len = 0;
-        for (;;) {
-            char *crlf = memmem(c->in.p + pos, c->in.len - pos, "\r\n", 2);
-            if (!crlf)
-                return 0;
-            long sz = strtol(c->in.p + pos, NULL, 16);
-            size_t dstart = (size_t)(crlf - c->in.p) + 2;
-            if (sz == 0) {
-                char *end = memmem(c->in.p + dstart - 2, c->in.len - (dstart - 2), "\r\n\r\n", 4);
-                if (!end)
-                    return 0;
-                handle_response(c, out->p ? out->p : "", out->len);
-                return 1;
-            }
-            if (c->in.len < dstart + (size_t)sz + 2)
-                return 0;
-            buf_add(out, c->in.p + dstart, (size_t)sz);
-            pos = dstart + (size_t)sz + 2;
-        }
-    }
-    if (c->clen >= 0) {
-        if (c->in.len - c->body_off < (size_t)c->clen)
-            return 0;
-        /* copy out: handle_response may close the connection (and reuse c->in) */
-        buf_t *out = &rbody;
-        out->len = 0;
-        buf_add(out, c->in.p + c->body_off, (size_t)c->clen);
-        size_t rest = c->in.len - c->body_off - (size_t)c->clen;
-        if (rest && opt.verbose)
-            fprintf(stderr, "client %d: %zu stray bytes after a response\n", c->cl->id, rest);
-        handle_response(c, out->p, out->len);
-        return 1;
-    }
-    if (eof) {
-        buf_t *out = &rbody;
-        out->len = 0;
-        buf_add(out, c->in.p + c->body_off, c->in.len - c->body_off);
-        c->close_after = 1;
-        handle_response(c, out->p, out->len);
-        return 1;
-    }
-    return 0;
+    static buf_t rbody; /* copied out: handle_response may close the connection */
+    int r = http_response(&c->h, eof, &rbody);
+    if (r != 1)
+        return r;
+    if (c->h.stray && opt.verbose)
+        fprintf(stderr, "client %d: %zu stray bytes after a response\n", c->cl->id, c->h.stray);
+    handle_response(c, rbody.p, rbody.len);
+    return 1;
 }
 
 /* the connection broke: retry the request once on a fresh connection if it was a reused
@@ -1141,7 +750,7 @@ static void conn_broken(conn_t *c, const char *why)
 {
     client_t *cl = c->cl;
     req_t *rq = c->req;
-    int fresh_retry = rq && c->served > 0 && c->in.len == 0 && !rq->retried;
+    int fresh_retry = rq && c->served > 0 && c->h.in.len == 0 && !rq->retried;
     int served = c->served;
     conn_close(c);
     c->req = NULL;
@@ -1181,44 +790,22 @@ static void conn_broken(conn_t *c, const char *why)
 static void on_event(conn_t *c, uint32_t ev)
 {
     client_t *cl = c->cl;
-    if (c->state == CS_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
+    if (c->h.state == CS_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        if (http_connect_error(&c->h)) {
             conn_broken(c, "connect failed");
             return;
         }
-        c->state = c->req ? CS_BUSY : CS_IDLE;
+        c->h.state = c->req ? CS_BUSY : CS_IDLE;
     }
-    if (c->state == CS_BUSY && (ev & EPOLLOUT)) {
+    if (c->h.state == CS_BUSY && (ev & EPOLLOUT)) {
         if (conn_flush(c) < 0) {
             conn_broken(c, "write failed");
             return;
         }
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        int eof = 0;
-        for (;;) {
-            buf_reserve(&c->in, 16384);
-            ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, 0);
-            if (n > 0) {
-                c->in.len += (size_t)n;
-                c->in.p[c->in.len] = 0;
-                continue;
-            }
-            if (n == 0) {
-                eof = 1;
-                break;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
-            eof = 1;
-            break;
-        }
-        if (c->in.len && c->state == CS_BUSY) {
+        int eof = http_read(&c->h);
+        if (c->h.in.len && c->h.state == CS_BUSY) {
             int r = try_response(c, eof);
             if (r < 0) {
                 client_fail(cl, "bad HTTP response");
@@ -1228,8 +815,8 @@ static void on_event(conn_t *c, uint32_t ev)
                 return; /* handle_response closed it if the server did (eof included): the
                            connection may already carry the client's next request */
         }
-        if (eof && c->fd >= 0) {
-            if (c->state == CS_BUSY)
+        if (eof && c->h.fd >= 0) {
+            if (c->h.state == CS_BUSY)
                 conn_broken(c, "connection closed by the server");
             else
                 conn_close(c);
@@ -1259,14 +846,6 @@ static void enqueue_msg(client_t *cl, uint64_t ts, int step)
 }
 
 /* ------------------------------------------------------------------ JSON output */
-static void jnum(FILE *f, const char *k, double v, int comma)
-{
-    if (isinf(v) || isnan(v))
-        fprintf(f, "\"%s\":null%s", k, comma ? "," : "");
-    else
-        fprintf(f, "\"%s\":%.3f%s", k, v, comma ? "," : "");
-}
-
 static void print_step(int i, double rate, double secs, int pass, double lg_cpu,
                        int failed_clients)
 {
@@ -1417,7 +996,7 @@ int main(int argc, char **argv)
                 (unsigned long)rl.rlim_cur, opt.clients);
     }
     ep = epoll_create1(EPOLL_CLOEXEC);
-    XP = XML_ParserCreate(NULL);
+    bosh_xml_init(&X, 0, on_body, stanza_done);
     C = calloc((size_t)opt.clients, sizeof *C);
     uint64_t seed = now_ns();
     for (int i = 0; i < opt.clients; i++) {
@@ -1428,7 +1007,7 @@ int main(int argc, char **argv)
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
         cl->rid = 1000000000ULL + (seed >> 24) % (1ULL << 40);
         for (int k = 0; k < 2; k++) {
-            cl->conn[k].fd = -1;
+            cl->conn[k].h.fd = -1;
             cl->conn[k].cl = cl;
         }
     }
@@ -1656,7 +1235,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < opt.clients; i++)
                 for (int k = 0; k < 2; k++) {
                     conn_t *c = &C[i].conn[k];
-                    if ((c->state == CS_BUSY || c->state == CS_CONNECTING) && c->req &&
+                    if ((c->h.state == CS_BUSY || c->h.state == CS_CONNECTING) && c->req &&
                         now > c->deadline) {
                         req_timeouts++;
                         client_fail(&C[i], "request timed out");
@@ -1678,7 +1257,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             uint32_t idx = (uint32_t)evs[i].data.u64, gen = (uint32_t)(evs[i].data.u64 >> 32);
             conn_t *c = &C[idx / 2].conn[idx % 2];
-            if (c->fd < 0 || c->gen != gen)
+            if (c->h.fd < 0 || c->h.gen != gen)
                 continue; /* an event of a socket closed earlier in this batch */
             on_event(c, evs[i].events);
         }
@@ -1707,7 +1286,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, " [rid %" PRIu64 " kind %d msgs %d age %.1f s conn %d "
                         "(state %d, %zu bytes in) retried %d resends %d]", rq->rid, rq->kind,
                         rq->nmsgs, (tn - rq->t_sent) / 1e9, on,
-                        on >= 0 ? cl->conn[on].state : -1, on >= 0 ? cl->conn[on].in.len : 0,
+                        on >= 0 ? cl->conn[on].h.state : -1, on >= 0 ? cl->conn[on].h.in.len : 0,
                         rq->retried, rq->resends);
             }
             fputc('\n', stderr);
@@ -1754,16 +1333,8 @@ int main(int argc, char **argv)
            g, w, r, d, lost, f, unsent, msg_stray, msg_errors, http_errors, conn_retries,
            resends_total, req_timeouts, requests_sent, responses_recv, n_failed, granted_wait, granted_requests,
            last_pass_step, last_pass_step >= 0 ? opt.steps[last_pass_step] : 0.0,
-           aborted ? "true" : "false", login_mechs, (now_ns() - t_start) / 1e9, cpu_self_s());
-    for (int i = 0; i < nreasons; i++) {
-        printf("%s\"", i ? "," : "");
-        for (const char *s = reasons[i]; *s; s++)
-            if (*s == '"' || *s == '\\')
-                printf("\\%c", *s);
-            else if ((unsigned char)*s >= 32)
-                putchar(*s);
-        printf("\":%d", reason_count[i]);
-    }
+           aborted ? "true" : "false", bosh_mechs_seen, (now_ns() - t_start) / 1e9, cpu_self_s());
+    print_reasons_json();
     printf("}}\n");
     fflush(stdout);
     return aborted ? 3 : 0;

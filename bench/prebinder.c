@@ -28,8 +28,8 @@
  * second over the run's wall time, failures by reason; --samples adds every latency in µs).
  * Exit 0 ok, 2 usage, 3 the --max-seconds limit cut the run short (RESULT still printed).
  *
- * Build: cc -O2 -g -Wall -o prebinder prebinder.c -lexpat -lm   (bench/Makefile)
- * The HTTP and BOSH handling follows bench/loadgen.c's (same project).
+ * Build: make -C bench prebinder (prebinder.c bosh_client.c -lexpat -lm)
+ * The HTTP and BOSH handling is bench/loadgen.c's (bosh_client.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,98 +53,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS 1000000000ULL
-#define MS 1000000ULL
+#include "bosh_client.h"
+
 #define MAX_CONC 1024
 #define TQ 16 /* terminates queued per slot */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_self_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-/* ------------------------------------------------------------------ buffers */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
-
-static void buf_reserve(buf_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap)
-        return;
-    size_t c = b->cap ? b->cap : 512;
-    while (c < b->len + more + 1)
-        c *= 2;
-    b->p = realloc(b->p, c);
-    if (!b->p)
-        die("out of memory");
-    b->cap = c;
-}
-
-static void buf_add(buf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void buf_printf(buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        size_t room = b->cap > b->len ? b->cap - b->len : 0;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            die("vsnprintf");
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        buf_reserve(b, (size_t)n + 1);
-    }
-}
-
-static void b64(const char *raw, int rl, char *out)
-{
-    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int o = 0;
-    for (int i = 0; i < rl; i += 3) {
-        unsigned v = (unsigned char)raw[i] << 16;
-        if (i + 1 < rl)
-            v |= (unsigned char)raw[i + 1] << 8;
-        if (i + 2 < rl)
-            v |= (unsigned char)raw[i + 2];
-        out[o++] = tb[(v >> 18) & 63];
-        out[o++] = tb[(v >> 12) & 63];
-        out[o++] = i + 1 < rl ? tb[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < rl ? tb[v & 63] : '=';
-    }
-    out[o] = 0;
-}
 
 /* ------------------------------------------------------------------ options */
 enum { M_MODULE = 1, M_BOSH };
@@ -168,21 +80,12 @@ static struct {
 static struct sockaddr_in srv;
 
 /* ------------------------------------------------------------------ connections */
-enum { CS_CLOSED = 0, CS_CONNECTING, CS_IDLE, CS_BUSY };
-
 typedef struct slot slot_t;
 typedef struct {
-    int fd;
-    uint32_t gen;
-    int state;
+    http_conn_t h;
     int which; /* 0 the call's, 1 the terminates' */
     slot_t *sl;
     buf_t out;
-    size_t woff;
-    buf_t in;
-    int hdr_done, status, chunked, close_after;
-    long clen;
-    size_t body_off;
 } hconn_t;
 
 enum {
@@ -220,110 +123,39 @@ static uint64_t *lat_us;
 static size_t nlat;
 static int n_ok, n_failed;
 static int term_ok, term_failed, term_dropped;
-static char reasons[16][160];
-static int reason_count[16], nreasons;
-static buf_t rbody;
-
-static void note_reason(const char *r)
-{
-    for (int i = 0; i < nreasons; i++)
-        if (strcmp(reasons[i], r) == 0) {
-            reason_count[i]++;
-            return;
-        }
-    if (nreasons < 16) {
-        snprintf(reasons[nreasons], sizeof reasons[0], "%s", r);
-        reason_count[nreasons++] = 1;
-    }
-}
-
-static void conn_reset_parse(hconn_t *c)
-{
-    c->in.len = 0;
-    c->hdr_done = 0;
-    c->status = 0;
-    c->chunked = 0;
-    c->close_after = 0;
-    c->clen = -1;
-    c->body_off = 0;
-}
 
 static void conn_close(hconn_t *c)
 {
-    if (c->fd >= 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
-    c->state = CS_CLOSED;
-    c->woff = 0;
-    conn_reset_parse(c);
+    http_close(&c->h, ep);
 }
 
 static int conn_open(hconn_t *c)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&srv, sizeof srv) < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    c->gen++;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                             .data.u64 = ((uint64_t)c->gen << 32) |
-                                         (uint32_t)(c->sl->id * 2 + c->which)};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        close(fd);
-        return -1;
-    }
-    c->fd = fd;
-    c->state = CS_CONNECTING;
-    conn_reset_parse(c);
-    return 0;
+    return http_open(&c->h, ep, &srv, (uint32_t)(c->sl->id * 2 + c->which));
 }
 
 static int conn_flush(hconn_t *c)
 {
-    while (c->woff < c->out.len) {
-        ssize_t n = send(c->fd, c->out.p + c->woff, c->out.len - c->woff, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c->woff += (size_t)n;
-    }
-    return 0;
+    return http_flush(&c->h, c->out.p, c->out.len);
 }
 
 /* c->out holds the request: send it, on a fresh connection when none is open */
 static int conn_send(hconn_t *c)
 {
-    c->woff = 0;
-    conn_reset_parse(c);
-    if (c->state == CS_CLOSED) {
+    c->h.woff = 0;
+    http_reset_parse(&c->h);
+    if (c->h.state == CS_CLOSED) {
         if (conn_open(c) < 0)
             return -1;
         return 0; /* written on EPOLLOUT */
     }
-    c->state = CS_BUSY;
+    c->h.state = CS_BUSY;
     return conn_flush(c);
 }
 
-static void http_post(hconn_t *c, const char *path, const char *body, size_t blen, int keep)
+static void conn_post(hconn_t *c, const char *path, const char *body, size_t blen, int keep)
 {
-    c->out.len = 0;
-    buf_printf(&c->out,
-               "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: xb-prebinder/1\r\n"
-               "Accept: */*\r\nContent-Type: text/xml; charset=UTF-8\r\n"
-               "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
-               path, opt.hosthdr, blen, keep ? "keep-alive" : "close");
-    buf_add(&c->out, body, blen);
+    http_post(&c->out, path, opt.hosthdr, "xb-prebinder/1", body, blen, keep);
 }
 
 /* ------------------------------------------------------------------ calls */
@@ -419,12 +251,8 @@ static void start_call(slot_t *sl)
         r = now_ns();
     sl->rid = (r % (1ULL << 40)) + (1ULL << 32);
     buf_t body = {0};
-    buf_printf(&body,
-               "<body content='text/xml; charset=utf-8' hold='1' rid='%" PRIu64 "' to='%s' "
-               "ver='1.6' wait='60' xml:lang='en' xmpp:version='1.0' "
-               "xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>",
-               sl->rid++, opt.domain);
-    http_post(&sl->c, opt.path, body.p, body.len, 1);
+    bosh_creation_body(&body, sl->rid++, opt.domain, 60);
+    conn_post(&sl->c, opt.path, body.p, body.len, 1);
     free(body.p);
     sl->st = P_CREATE;
     if (conn_send(&sl->c) < 0)
@@ -437,20 +265,16 @@ static void bosh_send(slot_t *sl)
     buf_t body = {0};
     if (sl->pend_restart) {
         sl->pend_restart = 0;
-        buf_printf(&body,
-                   "<body rid='%" PRIu64 "' sid='%s' to='%s' xml:lang='en' xmpp:restart='true' "
-                   "xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>",
-                   sl->rid++, sl->sid, opt.domain);
+        bosh_restart_body(&body, sl->rid++, sl->sid, opt.domain);
     } else if (sl->pend.len) {
-        buf_printf(&body, "<body rid='%" PRIu64 "' sid='%s' "
-                   "xmlns='http://jabber.org/protocol/httpbind'>%s</body>",
+        buf_printf(&body, "<body rid='%" PRIu64 "' sid='%s' xmlns='" HTTPBIND_NS "'>%s</body>",
                    sl->rid++, sl->sid, sl->pend.p);
         sl->pend.len = 0;
     } else {
-        buf_printf(&body, "<body rid='%" PRIu64 "' sid='%s' "
-                   "xmlns='http://jabber.org/protocol/httpbind'/>", sl->rid++, sl->sid);
+        buf_printf(&body, "<body rid='%" PRIu64 "' sid='%s' xmlns='" HTTPBIND_NS "'/>",
+                   sl->rid++, sl->sid);
     }
-    http_post(&sl->c, opt.path, body.p, body.len, 1);
+    conn_post(&sl->c, opt.path, body.p, body.len, 1);
     free(body.p);
     if (conn_send(&sl->c) < 0)
         call_fail(sl, "cannot send");
@@ -462,11 +286,8 @@ static void term_pump(slot_t *sl)
         return;
     int k = sl->tqh;
     buf_t body = {0};
-    buf_printf(&body, "<body rid='%" PRIu64 "' sid='%s' type='terminate' "
-               "xmlns='http://jabber.org/protocol/httpbind'>"
-               "<presence xmlns='jabber:client' type='unavailable'/></body>",
-               sl->tq[k].rid, sl->tq[k].sid);
-    http_post(&sl->t, opt.term_path, body.p, body.len, 1);
+    bosh_terminate_body(&body, sl->tq[k].rid, sl->tq[k].sid);
+    conn_post(&sl->t, opt.term_path, body.p, body.len, 1);
     free(body.p);
     sl->tqh = (sl->tqh + 1) % TQ;
     sl->tql--;
@@ -526,127 +347,46 @@ static void module_answer(slot_t *sl, int status, const char *body)
 }
 
 /* ------------------------------------------------------------------ the BOSH login's XML */
-enum { K_OTHER = 0, K_FEATURES, K_SUCCESS, K_FAILURE, K_IQ, K_STREAMERR };
+static bosh_xml_t X;
+/* what the parse of one answer found */
 static struct {
-    slot_t *sl;
-    int depth, is_terminate;
-    char condition[64];
-    int kind;
-    char id[64], type[16];
-    int f_plain, f_mechs, f_bind, f_session, f_sess_opt;
-    int in_text;
-    buf_t text;
     const char *fail;
     int advanced;
 } P;
-static XML_Parser XP;
 
-static const char *local(const char *n)
+/* the creation answer's sid */
+static void on_body(bosh_xml_t *x, const char **a)
 {
-    const char *c = strrchr(n, ':');
-    return c ? c + 1 : n;
-}
-
-static const char *attr(const char **a, const char *name)
-{
-    for (; *a; a += 2)
-        if (strcmp(local(a[0]), name) == 0 && strncmp(a[0], "xmlns", 5) != 0)
-            return a[1];
-    return NULL;
-}
-
-static void x_start(void *ud, const char *name, const char **a)
-{
-    (void)ud;
-    const char *n = local(name);
-    P.depth++;
-    if (P.depth == 1) {
-        const char *t = attr(a, "type");
-        if (t && strcmp(t, "terminate") == 0)
-            P.is_terminate = 1;
-        const char *c = attr(a, "condition");
-        if (c)
-            snprintf(P.condition, sizeof P.condition, "%s", c);
-        const char *s = attr(a, "sid");
-        if (P.sl->st == P_CREATE && s) {
-            snprintf(P.sl->sid, sizeof P.sl->sid, "%s", s);
-            P.sl->st = P_FEATURES;
-            P.advanced = 1;
-        }
-        return;
-    }
-    if (P.depth == 2) {
-        P.kind = K_OTHER;
-        P.id[0] = P.type[0] = 0;
-        P.f_plain = P.f_mechs = P.f_bind = P.f_session = P.f_sess_opt = 0;
-        P.text.len = 0;
-        P.in_text = 0;
-        if (!strcmp(n, "features"))
-            P.kind = K_FEATURES;
-        else if (!strcmp(n, "success"))
-            P.kind = K_SUCCESS;
-        else if (!strcmp(n, "failure"))
-            P.kind = K_FAILURE;
-        else if (!strcmp(n, "iq"))
-            P.kind = K_IQ;
-        else if (!strcmp(n, "error"))
-            P.kind = K_STREAMERR;
-        const char *v = attr(a, "id");
-        if (v)
-            snprintf(P.id, sizeof P.id, "%s", v);
-        v = attr(a, "type");
-        if (v)
-            snprintf(P.type, sizeof P.type, "%s", v);
-        return;
-    }
-    if (P.kind == K_FEATURES) {
-        if (!strcmp(n, "mechanisms"))
-            P.f_mechs = 1;
-        else if (!strcmp(n, "mechanism"))
-            P.in_text = 1, P.text.len = 0;
-        else if (!strcmp(n, "bind"))
-            P.f_bind = 1;
-        else if (!strcmp(n, "session"))
-            P.f_session = 1;
-        else if (!strcmp(n, "optional") && P.f_session)
-            P.f_sess_opt = 1;
-    } else if (P.kind == K_IQ && !strcmp(n, "jid")) {
-        P.in_text = 1, P.text.len = 0;
+    slot_t *sl = x->ud;
+    const char *s = xml_attr(a, "sid");
+    if (sl->st == P_CREATE && s) {
+        snprintf(sl->sid, sizeof sl->sid, "%s", s);
+        sl->st = P_FEATURES;
+        P.advanced = 1;
     }
 }
 
-static void x_text(void *ud, const char *s, int len)
+static void stanza_done(bosh_xml_t *x)
 {
-    (void)ud;
-    if (P.in_text)
-        buf_add(&P.text, s, (size_t)len);
-}
-
-static void stanza_done(void)
-{
-    slot_t *sl = P.sl;
+    slot_t *sl = x->ud;
     if (P.fail)
         return;
-    switch (P.kind) {
+    switch (x->kind) {
     case K_FEATURES:
-        if (sl->st == P_FEATURES && P.f_mechs) {
-            if (!P.f_plain) {
+        if (sl->st == P_FEATURES && x->f_mechs) {
+            if (!x->f_plain) {
                 P.fail = "PLAIN not offered";
                 return;
             }
-            char raw[160], enc[256];
-            int rl = snprintf(raw, sizeof raw, "%c%s%c%s", 0, sl->uname, 0, sl->upass);
-            b64(raw, rl, enc);
-            buf_printf(&sl->pend, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
-                       "mechanism='PLAIN'>%s</auth>", enc);
+            xmpp_auth_plain(&sl->pend, sl->uname, sl->upass);
             sl->st = P_AUTH;
             P.advanced = 1;
-        } else if (sl->st == P_FEATURES2 && P.f_bind) {
-            sl->sess_offered = P.f_session;
-            sl->sess_required = P.f_session && !P.f_sess_opt;
-            buf_printf(&sl->pend, "<iq xmlns='jabber:client' type='set' id='bind_1'>"
-                       "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>pb%d-%d"
-                       "</resource></bind></iq>", (int)getpid(), sl->call);
+        } else if (sl->st == P_FEATURES2 && x->f_bind) {
+            sl->sess_offered = x->f_session;
+            sl->sess_required = x->f_session && !x->f_sess_opt;
+            char res[48];
+            snprintf(res, sizeof res, "pb%d-%d", (int)getpid(), sl->call);
+            xmpp_bind_iq(&sl->pend, res);
             sl->st = P_BIND;
             P.advanced = 1;
         }
@@ -665,21 +405,20 @@ static void stanza_done(void)
         P.fail = "stream error";
         break;
     case K_IQ:
-        if (!strcmp(P.type, "error")) {
+        if (!strcmp(x->type, "error")) {
             P.fail = "iq error";
-        } else if (!strcmp(P.type, "result")) {
-            if (sl->st == P_BIND && !strcmp(P.id, "bind_1")) {
-                snprintf(sl->jid, sizeof sl->jid, "%.*s", (int)P.text.len,
-                         P.text.p ? P.text.p : "");
+        } else if (!strcmp(x->type, "result")) {
+            if (sl->st == P_BIND && !strcmp(x->id, "bind_1")) {
+                snprintf(sl->jid, sizeof sl->jid, "%.*s", (int)x->text.len,
+                         x->text.p ? x->text.p : "");
                 if (sl->sess_required || (opt.session_advertised && sl->sess_offered)) {
-                    buf_printf(&sl->pend, "<iq xmlns='jabber:client' type='set' id='sess_1'>"
-                               "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+                    xmpp_session_iq(&sl->pend);
                     sl->st = P_SESSION;
                 } else {
                     sl->st = P_DONE;
                 }
                 P.advanced = 1;
-            } else if (sl->st == P_SESSION && !strcmp(P.id, "sess_1")) {
+            } else if (sl->st == P_SESSION && !strcmp(x->id, "sess_1")) {
                 sl->st = P_DONE;
                 P.advanced = 1;
             }
@@ -690,24 +429,6 @@ static void stanza_done(void)
     }
 }
 
-static void x_end(void *ud, const char *name)
-{
-    (void)ud;
-    const char *n = local(name);
-    if (P.depth == 2) {
-        stanza_done();
-    } else if (P.depth >= 3) {
-        if (P.kind == K_FEATURES && !strcmp(n, "mechanism")) {
-            if (P.text.len == 5 && !memcmp(P.text.p, "PLAIN", 5))
-                P.f_plain = 1;
-            P.in_text = 0;
-        } else if (P.kind == K_IQ && !strcmp(n, "jid")) {
-            P.in_text = 0;
-        }
-    }
-    P.depth--;
-}
-
 static void bosh_answer(slot_t *sl, int status, const char *body, size_t blen)
 {
     if (status != 200) {
@@ -716,19 +437,9 @@ static void bosh_answer(slot_t *sl, int status, const char *body, size_t blen)
         call_fail(sl, r);
         return;
     }
-    XML_ParserReset(XP, NULL);
-    XML_SetElementHandler(XP, x_start, x_end);
-    XML_SetCharacterDataHandler(XP, x_text);
-    P.sl = sl;
-    P.depth = 0;
-    P.is_terminate = 0;
-    P.condition[0] = 0;
-    P.kind = K_OTHER;
-    P.in_text = 0;
-    P.text.len = 0;
     P.fail = NULL;
     P.advanced = 0;
-    if (XML_Parse(XP, body, (int)blen, 1) == XML_STATUS_ERROR) {
+    if (bosh_xml_parse(&X, sl, body, blen) < 0) {
         call_fail(sl, "unparsable response body");
         return;
     }
@@ -736,10 +447,10 @@ static void bosh_answer(slot_t *sl, int status, const char *body, size_t blen)
         call_fail(sl, P.fail);
         return;
     }
-    if (P.is_terminate) {
+    if (X.is_terminate) {
         char r[128];
         snprintf(r, sizeof r, "terminated by the server: %s",
-                 P.condition[0] ? P.condition : "(no condition)");
+                 X.condition[0] ? X.condition : "(no condition)");
         call_fail(sl, r);
         return;
     }
@@ -758,9 +469,9 @@ static void bosh_answer(slot_t *sl, int status, const char *body, size_t blen)
 static void handle_response(hconn_t *c, const char *body, size_t blen)
 {
     slot_t *sl = c->sl;
-    int status = c->status;
-    c->state = CS_IDLE;
-    if (c->close_after)
+    int status = c->h.status;
+    c->h.state = CS_IDLE;
+    if (c->h.close_after)
         conn_close(c);
     if (c->which == 1) {
         sl->term_busy = 0;
@@ -786,74 +497,17 @@ static void handle_response(hconn_t *c, const char *body, size_t blen)
 /* 1 = one response handled, 0 = need more, -1 = broken */
 static int try_response(hconn_t *c, int eof)
 {
-    if (!c->hdr_done) {
-        char *e = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
-        if (!e)
-            return c->in.len > 65536 || eof ? -1 : 0;
-        *e = 0;
-        if (strncmp(c->in.p, "HTTP/1.", 7) != 0)
-            return -1;
-        c->status = atoi(c->in.p + 9);
-        c->clen = -1;
-        c->chunked = 0;
-        c->close_after = (c->in.p[7] == '0') || eof;
-        for (char *l = strstr(c->in.p, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
-            char *h = l + 2;
-            char *eol = strstr(h, "\r\n");
-            char save = 0;
-            if (eol)
-                save = *eol, *eol = 0;
-            if (!strncasecmp(h, "Content-Length:", 15))
-                c->clen = atol(h + 15);
-            else if (!strncasecmp(h, "Transfer-Encoding:", 18) && strcasestr(h, "chunked"))
-                c->chunked = 1;
-            else if (!strncasecmp(h, "Connection:", 11) && strcasestr(h, "close"))
-                c->close_after = 1;
-            if (eol)
-                *eol = save;
-        }
-        *e = '\r';
-        c->body_off = (size_t)(e - c->in.p) + 4;
-        c->hdr_done = 1;
-    }
-    rbody.len = 0;
-    if (c->chunked) {
-        size_t pos = c->body_off;
-        for (;;) {
-            char *crlf = memmem(c->in.p + pos, c->in.len - pos, "\r\n", 2);
-            if (!crlf)
-                return eof ? -1 : 0;
-            long sz = strtol(c->in.p + pos, NULL, 16);
-            size_t dstart = (size_t)(crlf - c->in.p) + 2;
-            if (sz == 0) {
-                if (!memmem(c->in.p + dstart - 2, c->in.len - (dstart - 2), "\r\n\r\n", 4))
-                    return eof ? -1 : 0;
-                break;
-            }
-            if (c->in.len < dstart + (size_t)sz + 2)
-                return eof ? -1 : 0;
-            buf_add(&rbody, c->in.p + dstart, (size_t)sz);
-            pos = dstart + (size_t)sz + 2;
-        }
-    } else if (c->clen >= 0) {
-        if (c->in.len - c->body_off < (size_t)c->clen)
-            return eof ? -1 : 0;
-        buf_add(&rbody, c->in.p + c->body_off, (size_t)c->clen);
-    } else if (eof) {
-        buf_add(&rbody, c->in.p + c->body_off, c->in.len - c->body_off);
-        c->close_after = 1;
-    } else {
-        return 0;
-    }
-    buf_add(&rbody, "", 0);
-    handle_response(c, rbody.p, rbody.len);
-    return 1;
+    static buf_t rbody; /* copied out: handle_response may close the connection */
+    int r = http_response(&c->h, eof, &rbody);
+    if (r == 1)
+        handle_response(c, rbody.p, rbody.len);
+    return r;
 }
 
 static void conn_broken(hconn_t *c, const char *why)
 {
     slot_t *sl = c->sl;
-    int busy = c->state == CS_BUSY || c->state == CS_CONNECTING;
+    int busy = c->h.state == CS_BUSY || c->h.state == CS_CONNECTING;
     conn_close(c);
     if (c->which == 1) {
         if (sl->term_busy && busy) {
@@ -872,42 +526,20 @@ static void conn_broken(hconn_t *c, const char *why)
 
 static void on_event(hconn_t *c, uint32_t ev)
 {
-    if (c->state == CS_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
+    if (c->h.state == CS_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        if (http_connect_error(&c->h)) {
             conn_broken(c, "connect failed");
             return;
         }
-        c->state = CS_BUSY;
+        c->h.state = CS_BUSY;
     }
-    if (c->state == CS_BUSY && (ev & EPOLLOUT) && conn_flush(c) < 0) {
+    if (c->h.state == CS_BUSY && (ev & EPOLLOUT) && conn_flush(c) < 0) {
         conn_broken(c, "write failed");
         return;
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        int eof = 0;
-        for (;;) {
-            buf_reserve(&c->in, 16384);
-            ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, 0);
-            if (n > 0) {
-                c->in.len += (size_t)n;
-                c->in.p[c->in.len] = 0;
-                continue;
-            }
-            if (n == 0) {
-                eof = 1;
-                break;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
-            eof = 1;
-            break;
-        }
-        if (c->in.len && c->state == CS_BUSY) {
+        int eof = http_read(&c->h);
+        if (c->h.in.len && c->h.state == CS_BUSY) {
             int r = try_response(c, eof);
             if (r < 0) {
                 conn_broken(c, "bad HTTP response");
@@ -916,8 +548,8 @@ static void on_event(hconn_t *c, uint32_t ev)
             if (r == 1)
                 return;
         }
-        if (eof && c->fd >= 0) {
-            if (c->state == CS_BUSY)
+        if (eof && c->h.fd >= 0) {
+            if (c->h.state == CS_BUSY)
                 conn_broken(c, "connection closed by the server");
             else
                 conn_close(c);
@@ -941,14 +573,6 @@ static double pct(const uint64_t *v, size_t n, double q)
     if (k < 1)
         k = 1;
     return v[k - 1] / 1000.0;
-}
-
-static void jnum(const char *k, double v, int comma)
-{
-    if (isnan(v) || isinf(v))
-        printf("\"%s\":null%s", k, comma ? "," : "");
-    else
-        printf("\"%s\":%.3f%s", k, v, comma ? "," : "");
 }
 
 static void usage(int rc)
@@ -1053,13 +677,13 @@ int main(int argc, char **argv)
     srv.sin_port = htons((uint16_t)opt.port);
     inet_pton(AF_INET, "127.0.0.1", &srv.sin_addr);
 
-    XP = XML_ParserCreateNS(NULL, ':');
+    bosh_xml_init(&X, 1, on_body, stanza_done);
     ep = epoll_create1(EPOLL_CLOEXEC);
     S = calloc((size_t)opt.conc, sizeof *S);
     lat_us = calloc((size_t)opt.calls, sizeof *lat_us);
     for (int i = 0; i < opt.conc; i++) {
         S[i].id = i;
-        S[i].c.fd = S[i].t.fd = -1;
+        S[i].c.h.fd = S[i].t.h.fd = -1;
         S[i].c.sl = S[i].t.sl = &S[i];
         S[i].t.which = 1;
     }
@@ -1130,7 +754,7 @@ int main(int argc, char **argv)
                 uint32_t idx = (uint32_t)evs[i].data.u64, gen = (uint32_t)(evs[i].data.u64 >> 32);
                 slot_t *sl = &S[idx / 2];
                 hconn_t *c = idx % 2 ? &sl->t : &sl->c;
-                if (c->fd < 0 || c->gen != gen)
+                if (c->h.fd < 0 || c->h.gen != gen)
                     continue;
                 on_event(c, evs[i].events);
             }
@@ -1155,27 +779,19 @@ int main(int argc, char **argv)
            opt.keepalive ? "true" : "false",
            opt.terminate == 2 ? "sync" : opt.terminate ? "async" : "none",
            opt.session_advertised ? "advertised" : "required");
-    jnum("p50_ms", pct(lat_us, nlat, 50), 1);
-    jnum("p90_ms", pct(lat_us, nlat, 90), 1);
-    jnum("p99_ms", pct(lat_us, nlat, 99), 1);
-    jnum("min_ms", nlat ? lat_us[0] / 1000.0 : NAN, 1);
-    jnum("max_ms", nlat ? lat_us[nlat - 1] / 1000.0 : NAN, 1);
-    jnum("mean_ms", nlat ? sum / (double)nlat / 1000.0 : NAN, 1);
-    jnum("elapsed_s", secs, 1);
-    jnum("per_s", secs > 0 ? n_ok / secs : NAN, 1);
-    jnum("client_cpu_s", cpu, 1);
+    jnum(stdout, "p50_ms", pct(lat_us, nlat, 50), 1);
+    jnum(stdout, "p90_ms", pct(lat_us, nlat, 90), 1);
+    jnum(stdout, "p99_ms", pct(lat_us, nlat, 99), 1);
+    jnum(stdout, "min_ms", nlat ? lat_us[0] / 1000.0 : NAN, 1);
+    jnum(stdout, "max_ms", nlat ? lat_us[nlat - 1] / 1000.0 : NAN, 1);
+    jnum(stdout, "mean_ms", nlat ? sum / (double)nlat / 1000.0 : NAN, 1);
+    jnum(stdout, "elapsed_s", secs, 1);
+    jnum(stdout, "per_s", secs > 0 ? n_ok / secs : NAN, 1);
+    jnum(stdout, "client_cpu_s", cpu, 1);
     printf("\"terminated\":%d,\"terminate_failed\":%d,\"terminate_dropped\":%d,"
            "\"aborted\":%s,\"failure_reasons\":{",
            term_ok, term_failed, term_dropped, aborted ? "true" : "false");
-    for (int i = 0; i < nreasons; i++) {
-        printf("%s\"", i ? "," : "");
-        for (const char *s = reasons[i]; *s; s++)
-            if (*s == '"' || *s == '\\')
-                printf("\\%c", *s);
-            else if ((unsigned char)*s >= 32)
-                putchar(*s);
-        printf("\":%d", reason_count[i]);
-    }
+    print_reasons_json();
     printf("}");
     if (opt.samples) {
         printf(",\"samples_us\":[");

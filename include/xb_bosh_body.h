@@ -132,12 +132,6 @@ char *xb_bosh_response_build(apr_pool_t *p, const xb_bosh_response_attrs_t *attr
 /* Shorthand: an empty terminate body with `cond`, for answers outside any session. */
 char *xb_bosh_terminate_build(apr_pool_t *p, xb_bosh_condition_t cond, apr_size_t *len);
 
-/* True when `data` holds a byte no UTF-8 XML document can contain (NUL, 0xFE, 0xFF). Both
- * parsers refuse such input before expat sees it: expat would otherwise switch to UTF-16 on a
- * NUL or a UTF-16 byte order mark whatever encoding it was created with (fuzzer finding,
- * test_regress_utf16), and the raw bytes relayed would no longer be what it parsed. */
-int xb_xml_has_foreign_bytes(const char *data, apr_size_t len);
-
 /* Escapes & < > ' " (and tab, newline, carriage return as character references, which an
  * attribute value would otherwise normalise to spaces) for an attribute value or text. */
 const char *xb_xml_escape(apr_pool_t *p, const char *s);

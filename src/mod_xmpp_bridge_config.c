@@ -69,6 +69,27 @@ static xb_server_conf_t *conf_of(cmd_parms *cmd)
     return ap_get_module_config(cmd->server->module_config, &xmpp_bridge_module);
 }
 
+/* For the server-wide directives: the main server's config in *sc, or the error to return when
+ * the directive stands inside <VirtualHost>, <Directory> or the like. */
+static const char *global_conf(cmd_parms *cmd, xb_server_conf_t **sc)
+{
+    *sc = conf_of(cmd);
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+/* `arg` relative to ServerRoot, in *path, when it names a regular file; `finfo` gets `wanted`
+ * of its metadata. Else an error naming the directive. */
+static const char *regular_file(cmd_parms *cmd, const char *arg, apr_int32_t wanted,
+                                apr_finfo_t *finfo, const char **path)
+{
+    *path = ap_server_root_relative(cmd->pool, arg);
+    if (!*path || apr_stat(finfo, *path, APR_FINFO_TYPE | wanted, cmd->temp_pool) != APR_SUCCESS
+        || finfo->filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 /* A whole number in [min, max], or an error naming the directive. */
 static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min,
                                 apr_int64_t max, apr_int64_t *out)
@@ -124,9 +145,9 @@ static const struct {
 
 static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    xb_server_conf_t *sc = conf_of(cmd);
+    xb_server_conf_t *sc;
     num_directive_t which = (num_directive_t)(apr_uintptr_t)cmd->info;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *err = global_conf(cmd, &sc);
     apr_int64_t v = 0;
 
     (void)dconf;
@@ -192,8 +213,8 @@ static const char *check_domain_name(cmd_parms *cmd, const char *name, char **ou
 /* XmppBridgeDomain <domain> <host>[:<port>] [starttls|plain] [tls-name=<name>] */
 static const char *set_domain(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
 {
-    xb_server_conf_t *sc = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    xb_server_conf_t *sc;
+    const char *err = global_conf(cmd, &sc);
     xb_domain_t *d;
     char *name = NULL, *host = NULL, *scope = NULL;
     apr_port_t port = 0;
@@ -253,19 +274,14 @@ static const char *set_domain(cmd_parms *cmd, void *dconf, int argc, char *const
 
 static const char *set_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    xb_server_conf_t *sc = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    xb_server_conf_t *sc;
+    const char *err = global_conf(cmd, &sc);
     const char *path;
     apr_finfo_t finfo;
 
     (void)dconf;
-    if (err) {
+    if (err || (err = regular_file(cmd, arg, 0, &finfo, &path))) {
         return err;
-    }
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || finfo.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "XmppBridgeTLSCAFile: '%s' is not a readable file", arg);
     }
     sc->core.ca_file = path;
     return NULL;
@@ -276,21 +292,14 @@ static const char *set_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
  * Its permissions are checked when it is read. */
 static const char *set_token_key_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    xb_server_conf_t *sc = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    xb_server_conf_t *sc;
+    const char *err = global_conf(cmd, &sc);
     const char *path;
     apr_finfo_t finfo;
 
     (void)dconf;
-    if (err) {
+    if (err || (err = regular_file(cmd, arg, APR_FINFO_PROT, &finfo, &path))) {
         return err;
-    }
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool)
-                     != APR_SUCCESS
-        || finfo.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "XmppBridgeTokenKeyFile: '%s' is not a readable file",
-                            arg);
     }
     if (finfo.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
         return apr_psprintf(cmd->pool, "XmppBridgeTokenKeyFile: '%s' is readable or writable "
@@ -413,8 +422,8 @@ const xb_dir_conf_t *xb_conf_dir(request_rec *r)
 
 static const char *set_socket(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    xb_server_conf_t *sc = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    xb_server_conf_t *sc;
+    const char *err = global_conf(cmd, &sc);
 
     (void)dconf;
     if (err) {

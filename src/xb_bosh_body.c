@@ -21,12 +21,7 @@
 #include <expat.h>
 
 #include "xb_bosh_body.h"
-
-/* Separates namespace URI, local name and prefix in expat's expanded names ("uri SEP local
- * SEP prefix"; "uri SEP local" when unprefixed; "local" in no namespace). U+0001 is not an
- * XML 1.0 character, so it can never be part of a URI or a name. */
-#define NS_SEP '\x01'
-#define NS_SEP_STR "\x01"
+#include "xb_xml_restrict.h"
 
 #define XML_NS "http://www.w3.org/XML/1998/namespace"
 
@@ -78,19 +73,6 @@ int xb_bosh_condition_legacy_status(xb_bosh_condition_t cond)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Escaping */
-
-int xb_xml_has_foreign_bytes(const char *data, apr_size_t len)
-{
-    apr_size_t i;
-
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)data[i];
-        if (c == 0x00 || c == 0xFE || c == 0xFF) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 const char *xb_xml_escape(apr_pool_t *p, const char *s)
 {
@@ -160,6 +142,7 @@ typedef struct {
 } child_range_t;
 
 typedef struct {
+    xb_xml_restrict_t restrict_xml; /* first: the parser's user data is the context */
     apr_pool_t *p;
     XML_Parser parser;
     const char *data;
@@ -218,15 +201,15 @@ static int name_is(const XML_Char *name, const char *want)
 {
     size_t n = strlen(want);
 
-    return !strncmp(name, want, n) && (name[n] == '\0' || name[n] == NS_SEP);
+    return !strncmp(name, want, n) && (name[n] == '\0' || name[n] == XB_XML_NS_SEP);
 }
 
 /* The prefix of an expanded name, or NULL when it has none. */
 static const char *name_prefix(const XML_Char *name)
 {
-    const char *sep = strchr(name, NS_SEP);
+    const char *sep = strchr(name, XB_XML_NS_SEP);
 
-    sep = sep ? strchr(sep + 1, NS_SEP) : NULL;
+    sep = sep ? strchr(sep + 1, XB_XML_NS_SEP) : NULL;
     return sep ? sep + 1 : NULL;
 }
 
@@ -239,14 +222,14 @@ static const struct {
     { "to", offsetof(xb_bosh_body_t, to) },
     { "from", offsetof(xb_bosh_body_t, from) },
     { "route", offsetof(xb_bosh_body_t, route) },
-    { XML_NS NS_SEP_STR "lang", offsetof(xb_bosh_body_t, xml_lang) },
+    { XML_NS XB_XML_NS_SEP_STR "lang", offsetof(xb_bosh_body_t, xml_lang) },
     { "ver", offsetof(xb_bosh_body_t, ver) },
     { "content", offsetof(xb_bosh_body_t, content) },
     { "accept", offsetof(xb_bosh_body_t, accept) },
     { "key", offsetof(xb_bosh_body_t, key) },
     { "newkey", offsetof(xb_bosh_body_t, newkey) },
     { "stream", offsetof(xb_bosh_body_t, stream) },
-    { XB_XBOSH_NS NS_SEP_STR "version", offsetof(xb_bosh_body_t, xmpp_version) },
+    { XB_XBOSH_NS XB_XML_NS_SEP_STR "version", offsetof(xb_bosh_body_t, xmpp_version) },
 };
 
 static int set_string_attr(parse_ctx_t *ctx, const char *name, const char *value)
@@ -319,7 +302,7 @@ static void set_body_attr(parse_ctx_t *ctx, const char *name, const char *value)
             b->type = "terminate";
         }
     }
-    else if (name_is(name, XB_XBOSH_NS NS_SEP_STR "restart")) {
+    else if (name_is(name, XB_XBOSH_NS XB_XML_NS_SEP_STR "restart")) {
         b->restart = !strcmp(value, "true") || !strcmp(value, "1");
     }
     /* Anything else is ignored (XEP-0124 lets future versions add attributes). */
@@ -329,7 +312,7 @@ static void start_body(parse_ctx_t *ctx, const XML_Char *name, const XML_Char **
 {
     int i;
 
-    if (!name_is(name, XB_BOSH_NS NS_SEP_STR "body")) {
+    if (!name_is(name, XB_BOSH_NS XB_XML_NS_SEP_STR "body")) {
         fail(ctx, XB_BODY_NOT_BODY, "root element is not <body/> in the httpbind namespace");
         return;
     }
@@ -361,12 +344,12 @@ static int is_name_end(char c)
  * <body/>, as it must be spelt out on the copy. */
 static const char *inherited_ns(parse_ctx_t *ctx, const XML_Char *name)
 {
-    const char *sep = strchr(name, NS_SEP);
+    const char *sep = strchr(name, XB_XML_NS_SEP);
 
     /* For every real client that is the httpbind namespace (or none), and the stanza belongs
      * in jabber:client. A body that is itself prefixed may declare some other default: keep
      * that one. */
-    if (!sep || !strncmp(name, XB_BOSH_NS NS_SEP_STR, sizeof(XB_BOSH_NS))) {
+    if (!sep || !strncmp(name, XB_BOSH_NS XB_XML_NS_SEP_STR, sizeof(XB_BOSH_NS))) {
         return XB_CLIENT_NS;
     }
     return xb_xml_escape(ctx->p, apr_pstrndup(ctx->p, name, (apr_size_t)(sep - name)));
@@ -541,46 +524,11 @@ static void XMLCALL on_chardata(void *ud, const XML_Char *s, int len)
     }
 }
 
-static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-                               const XML_Char *pubid, int has_internal_subset)
+/* Restricted XML (xb_xml_restrict): a DOCTYPE, an entity declaration, a comment or a
+ * processing instruction is refused. */
+static void refuse(void *ud, const xb_xml_refusal_t *what)
 {
-    (void)name;
-    (void)sysid;
-    (void)pubid;
-    (void)has_internal_subset;
-    /* Stop before any declaration inside the DTD is read: no entity is ever defined, so no
-     * expansion (billion laughs, external entities) can happen. */
-    fail(ud, XB_BODY_FORBIDDEN, "DOCTYPE not allowed");
-}
-
-static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
-                                   const XML_Char *value, int value_len, const XML_Char *base,
-                                   const XML_Char *sysid, const XML_Char *pubid,
-                                   const XML_Char *notation)
-{
-    (void)name;
-    (void)is_param;
-    (void)value;
-    (void)value_len;
-    (void)base;
-    (void)sysid;
-    (void)pubid;
-    (void)notation;
-    /* Unreachable while on_doctype stops the parser; kept as a second line of defence. */
-    fail(ud, XB_BODY_FORBIDDEN, "entity declaration not allowed");
-}
-
-static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
-{
-    (void)target;
-    (void)data;
-    fail(ud, XB_BODY_FORBIDDEN, "processing instruction not allowed");
-}
-
-static void XMLCALL on_comment(void *ud, const XML_Char *data)
-{
-    (void)data;
-    fail(ud, XB_BODY_FORBIDDEN, "comment not allowed");
+    fail(ud, XB_BODY_FORBIDDEN, what->message);
 }
 
 static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
@@ -600,16 +548,12 @@ static void setup_parser(parse_ctx_t *ctx)
 {
     XML_Parser xp = ctx->parser;
 
-    XML_SetUserData(xp, ctx);
+    ctx->restrict_xml.refuse = refuse;
+    xb_xml_restrict_install(xp, &ctx->restrict_xml);
     XML_SetElementHandler(xp, on_start, on_end);
     XML_SetStartNamespaceDeclHandler(xp, on_ns_start);
     XML_SetCharacterDataHandler(xp, on_chardata);
-    XML_SetStartDoctypeDeclHandler(xp, on_doctype);
-    XML_SetEntityDeclHandler(xp, on_entity_decl);
-    XML_SetProcessingInstructionHandler(xp, on_pi);
-    XML_SetCommentHandler(xp, on_comment);
     XML_SetXmlDeclHandler(xp, on_xml_decl);
-    XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
     /* Prefixes in expanded names tell which of <body/>'s declarations a child relies on. */
     XML_SetReturnNSTriplet(xp, 1);
 }
@@ -681,7 +625,7 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     }
 
     /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
-    ctx.parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    ctx.parser = xb_xml_restrict_parser_create(1);
     if (!ctx.parser) {
         *errmsg = "cannot create XML parser";
         return XB_BODY_MALFORMED;
@@ -868,7 +812,7 @@ static void XMLCALL legacy_hint_start(void *data, const XML_Char *name, const XM
     int i;
 
     /* Only a BOSH <body/> can be a legacy client's request; anything else is not BOSH. */
-    h->seen = name_is(name, XB_BOSH_NS NS_SEP_STR "body");
+    h->seen = name_is(name, XB_BOSH_NS XB_XML_NS_SEP_STR "body");
     for (i = 0; atts[i]; i += 2) {
         h->has_sid |= name_is(atts[i], "sid");
         h->has_ver |= name_is(atts[i], "ver");
@@ -884,7 +828,7 @@ int xb_bosh_body_legacy_hint(const char *data, apr_size_t len)
     if (!data || len > INT_MAX || xb_xml_has_foreign_bytes(data, len)) {
         return 0;
     }
-    h.parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    h.parser = xb_xml_restrict_parser_create(1);
     if (!h.parser) {
         return 0;
     }

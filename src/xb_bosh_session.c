@@ -434,6 +434,15 @@ static void cached_free(xb_cached_t *c)
     c->data = NULL;
 }
 
+/* A re-sent request gets the answer its RID had (`req` 0: nobody is waiting for it). */
+static void replay_cached(xb_bosh_session_t *s, xb_request_id_t req, xb_cached_t *c)
+{
+    respond(s, req, c->status, c->data, c->len);
+    if (req) {
+        cached_delivered(c);
+    }
+}
+
 static xb_cached_t *cache_at(const xb_bosh_session_t *s, unsigned i)
 {
     return &s->cache[(s->cache_first + i) % s->cache_cap];
@@ -639,6 +648,16 @@ static xb_pending_t *pending_find_req(xb_bosh_session_t *s, xb_request_id_t req)
         }
     }
     return NULL;
+}
+
+/* Where request `req` waits: the index of its held slot, or -1 with *pending its entry among
+ * the requests that came before their predecessor (NULL: neither). */
+static int find_request(xb_bosh_session_t *s, xb_request_id_t req, xb_pending_t **pending)
+{
+    int i = held_find_req(s, req);
+
+    *pending = i >= 0 ? NULL : pending_find_req(s, req);
+    return i;
 }
 
 /* The body must outlive the request that brought it: copy every part later code may read. */
@@ -1177,10 +1196,7 @@ static void deliver_terminal(xb_bosh_session_t *s, xb_request_id_t req, uint64_t
     xb_cached_t *c = (xb_cached_t *)cache_find(s, rid);
 
     if (c && !c->bounced) {
-        respond(s, req, c->status, c->data, c->len);
-        if (req) {
-            cached_delivered(c);
-        }
+        replay_cached(s, req, c);
         return;
     }
     respond(s, req, s->terminal_status, s->terminal, s->terminal_len);
@@ -1722,10 +1738,7 @@ static void resend_request(xb_bosh_session_t *s, xb_request_id_t req, uint64_t r
             return;
         }
         note(s, XB_NOTE_REPLAY);
-        respond(s, req, c->status, c->data, c->len);
-        if (req) {
-            cached_delivered(c);
-        }
+        replay_cached(s, req, c);
         return;
     }
     h = held_find_rid(s, rid);
@@ -1812,14 +1825,14 @@ void xb_bosh_session_request_gone(xb_bosh_session_t *s, xb_request_id_t req, apr
     if (s->finished || !req) {
         return;
     }
-    i = held_find_req(s, req);
+    i = find_request(s, req, &p);
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02011) "session %s: request for held rid #%" APR_UINT64_T_FMT " went away",
                s->tag, LOG_RID(s, s->held[i].rid));
         s->held[i].req = 0;
     }
-    else if ((p = pending_find_req(s, req)) != NULL) {
+    else if (p) {
         p->req = 0;
         s->pending_live--;
     }
@@ -1835,7 +1848,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
     if (s->finished || !req) {
         return;
     }
-    i = held_find_req(s, req);
+    i = find_request(s, req, &p);
     if (i >= 0) {
         xb_log(XB_LOG_MARK, XB_LOG_DEBUG,
                XBLOGNO(02017) "session %s: held rid #%" APR_UINT64_T_FMT " released", s->tag,
@@ -1845,7 +1858,7 @@ void xb_bosh_session_release(xb_bosh_session_t *s, xb_request_id_t req, apr_time
             answer_oldest(s);
         }
     }
-    else if ((p = pending_find_req(s, req)) != NULL) {
+    else if (p) {
         abandon_pending(s, p, "released");
     }
     update_idle(s, now, 0);

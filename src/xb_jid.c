@@ -8,6 +8,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "xb_jid.h"
+#include "xb_utf8.h"
 
 #define TEMPLATE_NAME_MAX 128
 
@@ -57,61 +58,7 @@ static int starts_escape_seq(const char *s, apr_size_t avail)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* UTF-8 and the characters no part of a JID may hold */
-
-/* Decodes the well-formed UTF-8 sequence at `s` (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF) into *cp; returns its length, or 0 when it is not one. */
-static apr_size_t utf8_decode(const unsigned char *s, apr_size_t avail, unsigned *cp)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    apr_size_t n, i;
-    unsigned v;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1F;
-    }
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) {
-            lo = 0xA0;
-        }
-        else if (c == 0xED) {
-            hi = 0x9F;
-        }
-    }
-    else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07;
-        if (c == 0xF0) {
-            lo = 0x90;
-        }
-        else if (c == 0xF4) {
-            hi = 0x8F;
-        }
-    }
-    else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    v = (v << 6) | (s[1] & 0x3F);
-    for (i = 2; i < n; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *cp = v;
-    return n;
-}
+/* The characters no part of a JID may hold */
 
 /* Code points stringprep (RFC 3454 tables C.1.2, C.2, C.3, C.4, C.8) and PRECIS refuse in every
  * part of a JID that can be told without Unicode tables: controls, non-ASCII spaces,
@@ -146,7 +93,7 @@ static int check_text(const char *s, apr_size_t len)
     unsigned cp;
 
     while (i < len) {
-        n = utf8_decode((const unsigned char *)s + i, len - i, &cp);
+        n = xb_utf8_decode((const unsigned char *)s + i, len - i, &cp);
         if (n == 0 || prohibited_cp(cp)) {
             return -1;
         }

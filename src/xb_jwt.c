@@ -15,7 +15,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include "xb_base64.h"
 #include "xb_jwt.h"
+#include "xb_utf8.h"
 
 #define HS256_LEN 32
 /* base64url of 32 bytes without padding */
@@ -30,197 +32,6 @@ struct xb_jwt_key {
     unsigned char *secret;
     apr_size_t len;
 };
-
-/* ------------------------------------------------------------------------------------------ */
-/* UTF-8 */
-
-/* Length of the well-formed UTF-8 sequence at `s` (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static apr_size_t utf8_char_len(const unsigned char *s, apr_size_t avail)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    apr_size_t n, i;
-
-    if (c < 0x80) {
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    }
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) {
-            lo = 0xA0;
-        }
-        else if (c == 0xED) {
-            hi = 0x9F; /* U+D800..U+DFFF are surrogates */
-        }
-    }
-    else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) {
-            lo = 0x90;
-        }
-        else if (c == 0xF4) {
-            hi = 0x8F;
-        }
-    }
-    else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (i = 2; i < n; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
-static int utf8_valid(const char *s, apr_size_t len)
-{
-    apr_size_t i = 0, n;
-
-    while (i < len) {
-        n = utf8_char_len((const unsigned char *)s + i, len - i);
-        if (n == 0) {
-            return 0;
-        }
-        i += n;
-    }
-    return 1;
-}
-
-static apr_size_t utf8_put(char *out, unsigned cp)
-{
-    if (cp < 0x80) {
-        if (out) {
-            out[0] = (char)cp;
-        }
-        return 1;
-    }
-    if (cp < 0x800) {
-        if (out) {
-            out[0] = (char)(0xC0 | (cp >> 6));
-            out[1] = (char)(0x80 | (cp & 0x3F));
-        }
-        return 2;
-    }
-    if (cp < 0x10000) {
-        if (out) {
-            out[0] = (char)(0xE0 | (cp >> 12));
-            out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[2] = (char)(0x80 | (cp & 0x3F));
-        }
-        return 3;
-    }
-    if (out) {
-        out[0] = (char)(0xF0 | (cp >> 18));
-        out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char)(0x80 | (cp & 0x3F));
-    }
-    return 4;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* base64url (RFC 4648 §5) */
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '-') {
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Without padding, as JWS requires (RFC 7515 §2). */
-static char *b64url_encode(apr_pool_t *p, const unsigned char *in, apr_size_t len)
-{
-    char *out = apr_palloc(p, (len + 2) / 3 * 4 + 1);
-    char *o = out;
-    apr_size_t i;
-    unsigned v;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-        *o++ = b64url_alphabet[(v >> 6) & 63];
-        *o++ = b64url_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        v = (unsigned)in[i] << 16;
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-    }
-    else if (len - i == 2) {
-        v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-        *o++ = b64url_alphabet[(v >> 6) & 63];
-    }
-    *o = '\0';
-    return out;
-}
-
-/* Strict decoding: only the url-safe alphabet, "=" padding only when `allow_pad` (a JWK's "k"
- * may carry it; a JWS segment may not), and unused trailing bits must be zero so that each
- * value has exactly one encoding. `out` needs len * 3 / 4 + 3 bytes. Returns 0 on success. */
-static int b64url_decode(const char *in, apr_size_t len, int allow_pad, unsigned char *out,
-                         apr_size_t *out_len)
-{
-    apr_size_t i, o = 0, pad = 0;
-    unsigned acc = 0;
-    int v, bits = 0;
-
-    while (allow_pad && len > 0 && in[len - 1] == '=' && pad < 2) {
-        len--;
-        pad++;
-    }
-    if (pad && (len + pad) % 4 != 0) {
-        return -1;
-    }
-    if (len % 4 == 1) {
-        return -1;
-    }
-    for (i = 0; i < len; i++) {
-        v = b64url_value((unsigned char)in[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) {
-        return -1; /* non-zero padding bits */
-    }
-    *out_len = o;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* A small strict JSON reader */
@@ -302,7 +113,7 @@ static int json_string_decode(const char *raw, apr_size_t len, char *out, apr_si
             return -1;
         }
         if (c != '\\') {
-            n = utf8_char_len((const unsigned char *)raw + i, len - i);
+            n = xb_utf8_decode((const unsigned char *)raw + i, len - i, &cp);
             if (n == 0) {
                 return -1;
             }
@@ -357,7 +168,7 @@ static int json_string_decode(const char *raw, apr_size_t len, char *out, apr_si
         default:
             return -1;
         }
-        o += utf8_put(out ? out + o : NULL, cp);
+        o += xb_utf8_encode(out ? out + o : NULL, cp);
     }
     *out_len = o;
     return 0;
@@ -805,11 +616,11 @@ static apr_status_t key_parse_jwk(apr_pool_t *p, apr_pool_t *tmp, const char *da
         *errmsg = "is a JWK without a string \"k\"";
         return APR_EINVAL;
     }
-    secret = apr_palloc(tmp, k_len / 4 * 3 + 3);
-    rc = b64url_decode(k_text, k_len, 1, secret, &secret_len);
+    secret = apr_palloc(tmp, XB_BASE64_DECODED_MAX(k_len));
+    rc = xb_base64_decode(k_text, k_len, XB_BASE64URL_OPTIONAL_PAD, secret, &secret_len);
     OPENSSL_cleanse(k_text, k_len);
     if (rc != 0) {
-        OPENSSL_cleanse(secret, k_len / 4 * 3 + 3);
+        OPENSSL_cleanse(secret, XB_BASE64_DECODED_MAX(k_len));
         *errmsg = "is a JWK whose \"k\" is not valid base64url";
         return APR_EINVAL;
     }
@@ -1016,23 +827,25 @@ char *xb_jwt_mint(apr_pool_t *p, const xb_jwt_key_t *key, const char *jid, apr_t
     const char *claims, *signing_input;
     char *token;
 
-    if (!key || !key->len || !jid || !*jid || !utf8_valid(jid, strlen(jid))) {
+    if (!key || !key->len || !jid || !*jid || !xb_utf8_valid(jid, strlen(jid))) {
         return NULL;
     }
     iat = (apr_int64_t)apr_time_sec(now);
     claims = apr_psprintf(p, "{\"jid\":\"%s\",\"iat\":%" APR_INT64_T_FMT ",\"exp\":%"
                           APR_INT64_T_FMT "}", json_escape(p, jid), iat,
                           iat + (apr_int64_t)lifetime_sec);
+    /* Without padding, as JWS requires (RFC 7515 §2). */
     signing_input = apr_pstrcat(p,
-                                b64url_encode(p, (const unsigned char *)jwt_header,
-                                              sizeof(jwt_header) - 1),
+                                xb_base64_encode(p, jwt_header, sizeof(jwt_header) - 1,
+                                                 XB_BASE64URL, NULL),
                                 ".",
-                                b64url_encode(p, (const unsigned char *)claims, strlen(claims)),
+                                xb_base64_encode(p, claims, strlen(claims), XB_BASE64URL, NULL),
                                 NULL);
     if (hs256(key, signing_input, strlen(signing_input), mac) != 0) {
         return NULL;
     }
-    token = apr_pstrcat(p, signing_input, ".", b64url_encode(p, mac, sizeof(mac)), NULL);
+    token = apr_pstrcat(p, signing_input, ".",
+                        xb_base64_encode(p, mac, sizeof(mac), XB_BASE64URL, NULL), NULL);
     OPENSSL_cleanse(mac, sizeof(mac));
     return token;
 }
@@ -1041,12 +854,12 @@ char *xb_jwt_mint(apr_pool_t *p, const xb_jwt_key_t *key, const char *jid, apr_t
 static const json_value_t *segment_object(apr_pool_t *p, const char *seg, apr_size_t len,
                                           const char *what, const char **errmsg)
 {
-    unsigned char *buf = apr_palloc(p, len / 4 * 3 + 3);
+    unsigned char *buf = apr_palloc(p, XB_BASE64_DECODED_MAX(len));
     apr_size_t n;
     const json_value_t *v;
     const char *jerr;
 
-    if (b64url_decode(seg, len, 0, buf, &n) != 0) {
+    if (xb_base64_decode(seg, len, XB_BASE64URL, buf, &n) != 0) {
         *errmsg = apr_psprintf(p, "token %s is not valid base64url", what);
         return NULL;
     }
@@ -1111,7 +924,7 @@ int xb_jwt_verify(apr_pool_t *p, const xb_jwt_key_t *key, const char *token, apr
                 return 0;
             }
         }
-        else if (b64url_value((unsigned char)*s) < 0) {
+        else if (xb_base64_value((unsigned char)*s, XB_BASE64URL) < 0) {
             *errmsg = "token contains a character outside base64url";
             return 0;
         }
@@ -1122,7 +935,7 @@ int xb_jwt_verify(apr_pool_t *p, const xb_jwt_key_t *key, const char *token, apr
     }
     /* The signature first: nothing unauthenticated reaches the JSON reader. */
     if ((apr_size_t)(token + len - (dot2 + 1)) != HS256_B64_LEN
-        || b64url_decode(dot2 + 1, HS256_B64_LEN, 0, sig, &sig_len) != 0
+        || xb_base64_decode(dot2 + 1, HS256_B64_LEN, XB_BASE64URL, sig, &sig_len) != 0
         || sig_len != HS256_LEN) {
         *errmsg = "token signature is not an HS256 signature";
         return 0;

@@ -15,6 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "xb_base64.h"
 #include "xb_sasl.h"
 
 /* 18 random bytes: 144 bits of nonce, 24 base64 characters (none of them ','). */
@@ -53,99 +54,24 @@ struct xb_sasl {
 /* ------------------------------------------------------------------------------------------ */
 /* Base64 */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* RFC 6120 §6.4.2: base64 with padding, strict (xb_base64). */
 
 char *xb_sasl_base64_encode(apr_pool_t *p, const char *data, apr_size_t len,
                             apr_size_t *out_len)
 {
-    const unsigned char *in = (const unsigned char *)data;
-    apr_size_t n = (len + 2) / 3 * 4;
-    char *out = apr_palloc(p, n + 1), *o = out;
-    apr_size_t i;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        *o++ = b64_alphabet[in[i] >> 2];
-        *o++ = b64_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-        *o++ = b64_alphabet[((in[i + 1] & 0x0f) << 2) | (in[i + 2] >> 6)];
-        *o++ = b64_alphabet[in[i + 2] & 0x3f];
-    }
-    if (len - i == 1) {
-        *o++ = b64_alphabet[in[i] >> 2];
-        *o++ = b64_alphabet[(in[i] & 0x03) << 4];
-        *o++ = '=';
-        *o++ = '=';
-    }
-    else if (len - i == 2) {
-        *o++ = b64_alphabet[in[i] >> 2];
-        *o++ = b64_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-        *o++ = b64_alphabet[(in[i + 1] & 0x0f) << 2];
-        *o++ = '=';
-    }
-    *o = '\0';
-    if (out_len) {
-        *out_len = n;
-    }
-    return out;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
+    return xb_base64_encode(p, data, len, XB_BASE64_PADDED, out_len);
 }
 
 char *xb_sasl_base64_decode(apr_pool_t *p, const char *b64, apr_size_t len,
                             apr_size_t *out_len)
 {
-    apr_size_t pad = 0, i, n;
-    unsigned char *out, *o;
+    unsigned char *out = apr_palloc(p, XB_BASE64_DECODED_MAX(len) + 1);
+    apr_size_t n;
 
-    if (len % 4) {
+    if (xb_base64_decode(b64, len, XB_BASE64_PADDED, out, &n) != 0) {
         return NULL;
     }
-    if (len >= 1 && b64[len - 1] == '=') {
-        pad = (len >= 2 && b64[len - 2] == '=') ? 2 : 1;
-    }
-    n = len / 4 * 3 - pad;
-    out = o = apr_palloc(p, n + 1);
-    for (i = 0; i < len; i += 4) {
-        int last = (i + 4 == len);
-        int v0 = b64_value(b64[i]), v1 = b64_value(b64[i + 1]);
-        int v2 = (last && pad == 2) ? 0 : b64_value(b64[i + 2]);
-        int v3 = (last && pad >= 1) ? 0 : b64_value(b64[i + 3]);
-
-        if (v0 < 0 || v1 < 0 || v2 < 0 || v3 < 0) {
-            return NULL;
-        }
-        /* Non-canonical encodings (bits set in the padding) are refused: a peer that sends
-         * them is broken, and accepting several spellings of one value helps nobody. */
-        if (last && ((pad == 2 && (v1 & 0x0f)) || (pad == 1 && (v2 & 0x03)))) {
-            return NULL;
-        }
-        *o++ = (unsigned char)((v0 << 2) | (v1 >> 4));
-        if (!(last && pad == 2)) {
-            *o++ = (unsigned char)(((v1 & 0x0f) << 4) | (v2 >> 2));
-        }
-        if (!(last && pad >= 1)) {
-            *o++ = (unsigned char)(((v2 & 0x03) << 6) | v3);
-        }
-    }
-    *o = '\0';
+    out[n] = '\0';
     if (out_len) {
         *out_len = n;
     }

@@ -12,10 +12,7 @@
 #include <expat.h>
 
 #include "xb_xml_element.h"
-
-/* Separates namespace URI and local name in expat's expanded names. U+0001 is not an XML 1.0
- * character, so it can never be part of a URI or a name. */
-#define NS_SEP '\x01'
+#include "xb_xml_restrict.h"
 
 #define WRAP_OPEN                                                                           \
     "<xb-wrap xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
@@ -30,6 +27,7 @@ typedef struct node {
 } node_t;
 
 typedef struct {
+    xb_xml_restrict_t restrict_xml; /* first: the parser's user data is the context */
     apr_pool_t *p;
     XML_Parser parser;
     xb_xml_limits_t limits;
@@ -54,7 +52,7 @@ static void fail(parse_ctx_t *ctx, const char *msg)
 static void split_name(apr_pool_t *p, const XML_Char *expanded, const char **ns,
                        const char **local)
 {
-    const char *sep = strchr(expanded, NS_SEP);
+    const char *sep = strchr(expanded, XB_XML_NS_SEP);
 
     if (sep) {
         *ns = apr_pstrmemdup(p, expanded, (apr_size_t)(sep - expanded));
@@ -178,45 +176,11 @@ static void on_text(void *data, const XML_Char *s, int len)
     n->buf[n->e.text_len] = '\0';
 }
 
-/* RFC 6120 §11.1: none of these may appear in an XMPP stream. A DOCTYPE stops the parser
- * before any entity it declares could expand. */
-static void on_doctype(void *data, const XML_Char *name, const XML_Char *sysid,
-                       const XML_Char *pubid, int has_internal_subset)
+/* RFC 6120 §11.1: no DTD, entity declaration, processing instruction or comment may appear
+ * in an XMPP stream (xb_xml_restrict). */
+static void refuse(void *data, const xb_xml_refusal_t *what)
 {
-    (void)name;
-    (void)sysid;
-    (void)pubid;
-    (void)has_internal_subset;
-    fail(data, "DOCTYPE not allowed");
-}
-
-static void on_entity_decl(void *data, const XML_Char *entity_name, int is_parameter_entity,
-                           const XML_Char *value, int value_length, const XML_Char *base,
-                           const XML_Char *system_id, const XML_Char *public_id,
-                           const XML_Char *notation_name)
-{
-    (void)entity_name;
-    (void)is_parameter_entity;
-    (void)value;
-    (void)value_length;
-    (void)base;
-    (void)system_id;
-    (void)public_id;
-    (void)notation_name;
-    fail(data, "entity declaration not allowed");
-}
-
-static void on_pi(void *data, const XML_Char *target, const XML_Char *pidata)
-{
-    (void)target;
-    (void)pidata;
-    fail(data, "processing instruction not allowed");
-}
-
-static void on_comment(void *data, const XML_Char *comment)
-{
-    (void)comment;
-    fail(data, "comment not allowed");
+    fail(data, what->message);
 }
 
 static int feed(parse_ctx_t *ctx, const char *data, apr_size_t len, int final)
@@ -258,19 +222,15 @@ xb_xml_element_t *xb_xml_element_parse(apr_pool_t *p, const char *data, apr_size
         *errmsg = "element too large";
         return NULL;
     }
-    ctx.parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    ctx.parser = xb_xml_restrict_parser_create(1);
     if (!ctx.parser) {
         *errmsg = "out of memory";
         return NULL;
     }
-    XML_SetUserData(ctx.parser, &ctx);
+    ctx.restrict_xml.refuse = refuse;
+    xb_xml_restrict_install(ctx.parser, &ctx.restrict_xml);
     XML_SetElementHandler(ctx.parser, on_start, on_end);
     XML_SetCharacterDataHandler(ctx.parser, on_text);
-    XML_SetStartDoctypeDeclHandler(ctx.parser, on_doctype);
-    XML_SetEntityDeclHandler(ctx.parser, on_entity_decl);
-    XML_SetProcessingInstructionHandler(ctx.parser, on_pi);
-    XML_SetCommentHandler(ctx.parser, on_comment);
-    XML_SetParamEntityParsing(ctx.parser, XML_PARAM_ENTITY_PARSING_NEVER);
 
     ok = feed(&ctx, WRAP_OPEN, sizeof(WRAP_OPEN) - 1, 0)
          && feed(&ctx, data, len, 0)

@@ -17,6 +17,7 @@
 #include "xb_config.h"
 #include "xb_bosh_body.h"
 #include "xb_buf.h"
+#include "xb_xml_restrict.h"
 #include "xb_xmpp_framer.h"
 
 /* Input is parsed in slices so a huge read cannot make `in` hold more than one slice beyond
@@ -54,6 +55,7 @@ static void disable_reparse_deferral(XML_Parser p)
 
 
 struct xb_xmpp_framer {
+    xb_xml_restrict_t restrict_xml; /* first: the parser's user data is the framer */
     apr_pool_t *pool;
     XML_Parser parser;
     xb_xmpp_framer_events_t events;
@@ -311,57 +313,19 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     f->consumed = end;
 }
 
-/* RFC 6120 §11.1: no DTD at all. Stopping here, before the internal subset is read, means no
- * entity is ever declared, so none can expand (billion laughs). */
-static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-                               const XML_Char *pubid, int has_internal_subset)
+/* RFC 6120 §11.1: no DTD, entity declaration, processing instruction or comment
+ * (xb_xml_restrict). */
+static void refuse(void *ud, const xb_xml_refusal_t *what)
 {
-    (void)name;
-    (void)sysid;
-    (void)pubid;
-    (void)has_internal_subset;
-    fail(ud, "restricted-xml", "DOCTYPE in the stream");
-}
-
-static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
-                                   const XML_Char *value, int value_len, const XML_Char *base,
-                                   const XML_Char *sysid, const XML_Char *pubid,
-                                   const XML_Char *notation)
-{
-    (void)name;
-    (void)is_param;
-    (void)value;
-    (void)value_len;
-    (void)base;
-    (void)sysid;
-    (void)pubid;
-    (void)notation;
-    fail(ud, "restricted-xml", "entity declaration in the stream");
-}
-
-static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
-{
-    (void)target;
-    (void)data;
-    fail(ud, "restricted-xml", "processing instruction in the stream");
-}
-
-static void XMLCALL on_comment(void *ud, const XML_Char *data)
-{
-    (void)data;
-    fail(ud, "restricted-xml", "comment in the stream");
+    fail(ud, "restricted-xml", "%s in the stream", what->construct);
 }
 
 static void setup_parser(xb_xmpp_framer_t *f)
 {
-    XML_SetUserData(f->parser, f);
+    f->restrict_xml.refuse = refuse;
+    xb_xml_restrict_install(f->parser, &f->restrict_xml);
     XML_SetElementHandler(f->parser, on_start, on_end);
     XML_SetCharacterDataHandler(f->parser, on_text);
-    XML_SetStartDoctypeDeclHandler(f->parser, on_doctype);
-    XML_SetEntityDeclHandler(f->parser, on_entity_decl);
-    XML_SetProcessingInstructionHandler(f->parser, on_pi);
-    XML_SetCommentHandler(f->parser, on_comment);
-    XML_SetParamEntityParsing(f->parser, XML_PARAM_ENTITY_PARSING_NEVER);
     disable_reparse_deferral(f->parser);
 }
 
@@ -392,7 +356,7 @@ xb_xmpp_framer_t *xb_xmpp_framer_create(apr_pool_t *pool, apr_size_t max_element
     f->max_depth = max_depth ? max_depth : XB_XMPP_FRAMER_DEFAULT_MAX_DEPTH;
     /* XMPP is UTF-8 only (RFC 6120 §11.6); naming it overrides any encoding declaration, and
      * keeps expat's names byte-identical to the raw ones we splice around. */
-    f->parser = XML_ParserCreate("UTF-8");
+    f->parser = xb_xml_restrict_parser_create(0);
     if (!f->parser) {
         return NULL;
     }
@@ -403,7 +367,7 @@ xb_xmpp_framer_t *xb_xmpp_framer_create(apr_pool_t *pool, apr_size_t max_element
 
 static void do_reset(xb_xmpp_framer_t *f)
 {
-    XML_ParserReset(f->parser, "UTF-8");
+    XML_ParserReset(f->parser, XB_XML_ENCODING);
     setup_parser(f);
     f->in.len = 0;
     xb_buf_trim(&f->in, KEEP_CAPACITY);

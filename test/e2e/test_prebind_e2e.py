@@ -91,13 +91,7 @@ def _out_dir(server):
 
 @pytest.fixture(scope="module")
 def e2e_ready():
-    problem = xbe2e.node_modules_problem()
-    if problem:
-        if os.environ.get("XB_E2E_OPTIONAL"):
-            pytest.skip(problem + " (XB_E2E_OPTIONAL is set)")
-        pytest.fail(problem, pytrace=False)
-    if not os.path.exists("/usr/bin/chromium") and not os.environ.get("XB_CHROMIUM"):
-        pytest.fail("Debian chromium (/usr/bin/chromium) is not installed", pytrace=False)
+    xbe2e.require_e2e_tools()
 
 
 class Run:

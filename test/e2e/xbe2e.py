@@ -23,7 +23,7 @@ if TEST_DIR not in sys.path:
     sys.path.insert(0, TEST_DIR)
 
 from xbtest import stack  # noqa: E402
-from xbtest.bosh import BoshClient, bare  # noqa: E402
+from xbtest.bosh import BoshClient, attach_prebound, bare  # noqa: E402,F401
 
 SITE_DIR = os.path.join(HERE, "site")
 NODE_MODULES = os.path.join(HERE, "node_modules")
@@ -32,6 +32,21 @@ CHAT_SCRIPT = os.path.join(HERE, "converse_chat.mjs")
 
 # BOSH wait Converse asks for is 59 s: the proxy's timeout must be above it (PITFALLS)
 PROXY_TIMEOUT = 90
+
+
+def require_e2e_tools(node=False):
+    """In a fixture: fail the tests (skip them when XB_E2E_OPTIONAL is set) unless the e2e
+    node_modules and Debian chromium are there, and with `node` the node binary too."""
+    import pytest
+    problem = node_modules_problem()
+    if problem:
+        if os.environ.get("XB_E2E_OPTIONAL"):
+            pytest.skip(problem + " (XB_E2E_OPTIONAL is set)")
+        pytest.fail(problem, pytrace=False)
+    if not os.path.exists("/usr/bin/chromium") and not os.environ.get("XB_CHROMIUM"):
+        pytest.fail("Debian chromium (/usr/bin/chromium) is not installed", pytrace=False)
+    if node and not shutil.which(node_binary()) and not os.path.exists(node_binary()):
+        pytest.fail("node is not installed", pytrace=False)
 
 
 def node_modules_problem():
@@ -124,12 +139,7 @@ def befriend(bosh_url, domain, user_a, user_b, timeout=30.0):
             time.sleep(0.2)
     finally:
         for c in (ca, cb):
-            try:
-                if c.sid and c.terminated is None:
-                    c.terminate(timeout=5)
-            except Exception:
-                pass
-            c.close()
+            c.end_quietly()
 
 
 def node_binary():
@@ -233,20 +243,6 @@ def http_prebind(url, user, password, timeout=30, conn=None):
     except ValueError:
         data = body
     return r.status, data, took
-
-
-def attach_prebound(bosh_url, domain, answer, wait=20, headers=None, client_tag=None):
-    """A BoshClient attached to a prebound session the way Strophe's attach() does it (the
-    answer's rid is used by the first request)."""
-    import threading
-    c = BoshClient(bosh_url, domain, wait=wait, headers=headers, client_tag=client_tag)
-    c.sid = answer["sid"]
-    c.jid = answer["jid"]
-    c.rid = int(answer["rid"]) - 1
-    c.requests = 2
-    c.authenticated = True
-    c._slots = threading.BoundedSemaphore(2)
-    return c
 
 
 def prebound_client(base_url, domain, user, password, wait=20, client_tag=None):

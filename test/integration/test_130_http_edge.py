@@ -68,12 +68,7 @@ def client(edge, prosody):
         return c
     yield make
     for c in made:
-        try:
-            if c.sid and c.terminated is None:
-                c.terminate(timeout=5)
-        except Exception:
-            pass
-        c.close()
+        c.end_quietly()
 
 
 def creation(domain, ver="1.6", extra=""):

@@ -65,12 +65,7 @@ def clients():
         return c
     yield made, make
     for c in made:
-        try:
-            if c.sid and c.terminated is None:
-                c.terminate(timeout=5)
-        except Exception:
-            pass
-        c.close()
+        c.end_quietly()
 
 
 @pytest.mark.xb_log_expected("XB04130", "XB04010")

@@ -31,12 +31,7 @@ def clients():
     made = []
     yield made
     for c in made:
-        try:
-            if c.sid and c.terminated is None:
-                c.terminate(timeout=5)
-        except Exception:
-            pass
-        c.close()
+        c.end_quietly()
 
 
 def _login(apache, prosody, users, user, made, wait=4):

@@ -19,7 +19,7 @@ import pytest
 
 import conftest
 from xbtest.apache import Apache
-from xbtest.bosh import BoshClient, message_body
+from xbtest.bosh import BoshClient, attach_prebound, message_body
 from xbtest.ejabberd import write_jwk
 from xbtest.examples import render_example
 from xbtest.prosody import Prosody
@@ -125,14 +125,7 @@ def basic(user):
 
 def attach(apache, answer, path="/http-bind", headers=None):
     """What Strophe's attach(jid, sid, rid) does: the next request carries `rid`."""
-    c = BoshClient(apache.url(path), DOMAIN, wait=20, headers=headers)
-    c.sid = answer["sid"]
-    c.jid = answer["jid"]
-    c.rid = answer["rid"] - 1
-    c.requests = 2
-    c.authenticated = True
-    c._slots = threading.BoundedSemaphore(2)
-    return c
+    return attach_prebound(apache.url(path), DOMAIN, answer, headers=headers)
 
 
 def test_301_prebind_answers_converse_contract(stack):

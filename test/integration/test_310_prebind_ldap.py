@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +20,7 @@ import pytest
 
 import conftest
 from xbtest.apache import Apache
-from xbtest.bosh import BoshClient, message_body
+from xbtest.bosh import prebound_pair_chats
 from xbtest.ejabberd import write_jwk
 from xbtest.examples import render_example
 from xbtest.ports import free_port
@@ -202,35 +201,9 @@ def refused(env, user, path, status, reason, tag, apache=None):
     return lines
 
 
-def attach(apache, answer, domain):
-    """What Strophe's attach(jid, sid, rid) does: the next request carries `rid`."""
-    c = BoshClient(apache.url("/http-bind"), domain, wait=20)
-    c.sid = answer["sid"]
-    c.jid = answer["jid"]
-    c.rid = answer["rid"] - 1
-    c.requests = 2
-    c.authenticated = True
-    c._slots = threading.BoundedSemaphore(2)
-    return c
-
-
 def chat(apache, answer_a, answer_b, domain):
     """Both prebound sessions attach; each sends the other a message that must arrive."""
-    a, b = attach(apache, answer_a, domain), attach(apache, answer_b, domain)
-    try:
-        a.start_polling()
-        b.start_polling()
-        a.presence()
-        b.presence()
-        a.send_message(b.jid, "hello from %s" % a.jid)
-        got = b.wait_for_message(a.jid.split("/")[0], 15)
-        assert message_body(got) == "hello from %s" % a.jid
-        b.send_message(a.jid, "hello back")
-        assert message_body(a.wait_for_message(b.jid.split("/")[0], 15)) == "hello back"
-    finally:
-        for c in (a, b):
-            c.terminate(timeout=5)
-            c.close()
+    prebound_pair_chats(apache.url("/http-bind"), domain, answer_a, answer_b)
 
 
 # ---------------------------------------------------------------------- the look-up example

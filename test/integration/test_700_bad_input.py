@@ -80,12 +80,7 @@ def new_session(env, **kw):
 
 
 def end_session(c):
-    try:
-        if c.sid and c.terminated is None:
-            c.terminate(timeout=5)
-    except Exception:
-        pass
-    c.close()
+    c.end_quietly()
 
 
 def no_trap_connection(env):

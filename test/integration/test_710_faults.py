@@ -339,12 +339,7 @@ def test_7113_daemon_out_of_descriptors(env):
     finally:
         set_nofile_soft(pid, soft, hard)
         for c in opened:
-            try:
-                if c.sid and c.terminated is None:
-                    c.terminate(timeout=5)
-            except Exception:
-                pass
-            c.close()
+            c.end_quietly()
     # descriptors are back: new sessions work
     c = client(env, env.domain)
     c.create()
@@ -411,12 +406,7 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
             raw.close()
         for c in (a, b):
             if c is not None:
-                try:
-                    if c.sid and c.terminated is None:
-                        c.terminate(timeout=5)
-                except Exception:
-                    pass
-                c.close()
+                c.end_quietly()
         env.resume()
     env.end(expect=[("XB04160", "out of file descriptors"),
                     ("XB04008", "nowhere.test")])

@@ -30,21 +30,7 @@
 /* Every response starts with this. */
 #define RESP_HEAD "<body xmlns='" HB "' xmlns:stream='http://etherx.jabber.org/streams'"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    pool = NULL;
-    return 0;
-}
+#include "unit_helpers.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */

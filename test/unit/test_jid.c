@@ -25,28 +25,7 @@
 
 #include "xb_jid.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    pool = NULL;
-    return 0;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (!hay || !strstr(hay, needle)) {
-        fail_msg("\"%s\" does not contain \"%s\"", hay ? hay : "(null)", needle);
-    }
-}
+#include "unit_helpers.h"
 
 static void assert_escapes(const char *raw, const char *want)
 {

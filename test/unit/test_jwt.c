@@ -32,22 +32,9 @@
 #define SECRET32 "0123456789abcdef0123456789abcdef"
 #define T0 APR_INT64_C(1700000000)
 
-static apr_pool_t *pool;
+#include "unit_helpers.h"
+
 static char tmpdir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    pool = NULL;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -121,13 +108,6 @@ static const char *verify_err(const char *token)
     assert_null(jid);
     assert_non_null(err);
     return err;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (!hay || !strstr(hay, needle)) {
-        fail_msg("\"%s\" does not contain \"%s\"", hay ? hay : "(null)", needle);
-    }
 }
 
 static const char *write_file(const char *name, const char *data, size_t len, mode_t mode)

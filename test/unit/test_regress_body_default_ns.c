@@ -36,20 +36,7 @@
 #include "xb_bosh_body.h"
 #include "xb_xml_element.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
+#include "unit_helpers.h"
 
 /* The namespace the XMPP server gives the first grandchild of the payload's first child: the
  * payload parsed as xb_xmpp_conn would see it in the stream (default jabber:client). */

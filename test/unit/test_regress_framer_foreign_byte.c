@@ -29,20 +29,7 @@
 
 #include "xb_xmpp_framer.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
+#include "unit_helpers.h"
 
 typedef struct {
     int elements;

@@ -29,20 +29,7 @@
 #include "xb_bosh_body.h"
 #include "xb_xml_element.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
+#include "unit_helpers.h"
 
 /* The payload as the XMPP server parses it (xb_xml_element_parse: the stream's context). */
 static xb_xml_element_t *payload_tree(const char *request)

@@ -38,20 +38,7 @@
 #include "xb_bosh_body.h"
 #include "xb_xmpp_framer.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
+#include "unit_helpers.h"
 
 /* `s` (ASCII) as UTF-16, little- or big-endian, optionally after a byte order mark. */
 static char *utf16(const char *s, int big_endian, int bom, apr_size_t *len)

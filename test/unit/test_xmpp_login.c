@@ -107,20 +107,7 @@
     "xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Access denied by service "   \
     "policy</text></error></iq>"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
+#include "unit_helpers.h"
 
 /* -- fake server ----------------------------------------------------------------------------- */
 

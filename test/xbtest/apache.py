@@ -9,7 +9,8 @@ import subprocess
 import time
 
 from .ports import free_port, wait_for_port
-from .proc import kill_pids, pid_alive, pids_matching, tail, track, untrack, wait_pid_gone
+from .proc import descendants, kill_pids, pid_alive, pids_matching, tail, track, untrack, \
+    wait_pid_gone
 
 APACHE2 = os.environ.get("XB_APACHE2", "/usr/sbin/apache2")
 MODULES_DIR = os.environ.get("XB_APACHE_MODULES", "/usr/lib/apache2/modules")
@@ -234,25 +235,6 @@ class Apache:
             raise RuntimeError("apache2 did not come up on port %d: %s\n--- error log:\n%s"
                                % (self.port, out, tail(self.error_log_path)))
 
-    def _descendants(self, pid):
-        kids = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            kids.setdefault(int(st.rsplit(")", 1)[1].split()[1]), []).append(int(d))
-        out, todo = [], [pid]
-        while todo:
-            p = todo.pop()
-            for c in kids.get(p, []):
-                out.append(c)
-                todo.append(c)
-        return out
-
     def processes(self):
         """PIDs of this instance: the parent, its descendants and anything whose cmdline names the
         ServerRoot (e.g. a daemon that was re-parented)."""
@@ -260,7 +242,7 @@ class Apache:
         parent = self.pid or self._read_pid()
         if parent and pid_alive(parent):
             pids.add(parent)
-            pids.update(self._descendants(parent))
+            pids.update(descendants(parent))
         pids.update(pids_matching(self.root))
         # only apache2 processes (never a `tail -f` on our log, etc.)
         out = []

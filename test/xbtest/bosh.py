@@ -305,14 +305,7 @@ class BoshClient:
                         conn.request(method, path or self.path, body=data, headers=hdrs)
                 else:
                     conn.request(method, path or self.path, body=data, headers=hdrs)
-                with self._pool_lock:
-                    self._inflight.add(conn)
-                try:
-                    resp = conn.getresponse()
-                    raw = resp.read()
-                finally:
-                    with self._pool_lock:
-                        self._inflight.discard(conn)
+                resp, raw = self._read_response(conn)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                     http.client.CannotSendRequest, http.client.BadStatusLine) as e:
                 conn.close()
@@ -438,6 +431,18 @@ class BoshClient:
             time.sleep(0.1 * (attempt + 1))
         raise BoshError("unreachable")
 
+    def _read_response(self, conn):
+        """The response on conn, read whole; meanwhile conn is in _inflight (what abort
+        closes)."""
+        with self._pool_lock:
+            self._inflight.add(conn)
+        try:
+            resp = conn.getresponse()
+            return resp, resp.read()
+        finally:
+            with self._pool_lock:
+                self._inflight.discard(conn)
+
     def _post_lazy_once(self, holder, lockctx, timeout):
         timeout = timeout or self._default_timeout()
         for attempt in (0, 1):
@@ -447,14 +452,7 @@ class BoshClient:
                 with lockctx:
                     conn.request("POST", self.path, body=holder["data"], headers=self.headers)
                     t0 = time.monotonic()
-                with self._pool_lock:
-                    self._inflight.add(conn)
-                try:
-                    resp = conn.getresponse()
-                    raw = resp.read()
-                finally:
-                    with self._pool_lock:
-                        self._inflight.discard(conn)
+                resp, raw = self._read_response(conn)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                     http.client.CannotSendRequest, http.client.BadStatusLine) as e:
                 conn.close()
@@ -775,9 +773,14 @@ class BoshClient:
         return self
 
     def __exit__(self, *exc):
+        self.end_quietly(timeout=None)
+
+    def end_quietly(self, timeout=5):
+        """Cleanup after a test: terminate the session if it is still open (errors ignored),
+        then close the connections."""
         try:
             if self.sid and self.terminated is None:
-                self.terminate()
+                self.terminate(timeout=timeout)
         except Exception:
             pass
         self.close()
@@ -789,3 +792,36 @@ class _Null:
 
     def __exit__(self, *e):
         return False
+
+
+def attach_prebound(url, domain, answer, wait=20, headers=None, client_tag=None):
+    """A BoshClient attached to a prebound session (a prebind answer {"jid", "sid", "rid"}) the
+    way Strophe's attach(jid, sid, rid) does it: the answer's rid is used by the first request."""
+    c = BoshClient(url, domain, wait=wait, headers=headers, client_tag=client_tag)
+    c.sid = answer["sid"]
+    c.jid = answer["jid"]
+    c.rid = int(answer["rid"]) - 1
+    c.requests = 2
+    c.authenticated = True
+    c._slots = threading.BoundedSemaphore(2)
+    return c
+
+
+def prebound_pair_chats(url, domain, answer_a, answer_b):
+    """Two prebound sessions attach at `url`; each sends the other a message that must arrive;
+    then both end."""
+    a, b = attach_prebound(url, domain, answer_a), attach_prebound(url, domain, answer_b)
+    try:
+        a.start_polling()
+        b.start_polling()
+        a.presence()
+        b.presence()
+        a.send_message(b.jid, "hello from %s" % a.jid)
+        assert message_body(b.wait_for_message(a.jid.split("/")[0], 15)) == \
+            "hello from %s" % a.jid
+        b.send_message(a.jid, "hello back")
+        assert message_body(a.wait_for_message(b.jid.split("/")[0], 15)) == "hello back"
+    finally:
+        for c in (a, b):
+            c.terminate(timeout=5)
+            c.close()

@@ -34,7 +34,8 @@ import time
 
 from .ca import TestCA
 from .ports import free_port, wait_for_port
-from .proc import children_of, kill_pids, pid_alive, tail, track, untrack, wait_pid_gone
+from .proc import Server, descendants, kill_pids, pid_alive, tail, track, untrack, \
+    wait_pid_gone
 from .xmpp_direct import XmppDirect, login
 
 EJABBERDCTL = "/usr/sbin/ejabberdctl"
@@ -84,18 +85,6 @@ def _q(s):
     return json.dumps(str(s))
 
 
-def _descendants(pid):
-    out = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        for c in children_of(p):
-            if c not in out:
-                out.append(c)
-                todo.append(c)
-    return out
-
-
 def _comm(pid):
     try:
         with open("/proc/%d/comm" % pid) as f:
@@ -104,7 +93,7 @@ def _comm(pid):
         return ""
 
 
-class Ejabberd:
+class Ejabberd(Server):
     """An ejabberd node; see the module docstring.
 
     Ejabberd(workdir, domain='example.test', ca=None (TestCA; one is made in workdir if None),
@@ -324,7 +313,7 @@ class Ejabberd:
 
     def _remember_children(self):
         if self._pid:
-            for c in _descendants(self._pid):
+            for c in descendants(self._pid):
                 if c not in self._children:
                     self._children.append(c)
 
@@ -470,10 +459,3 @@ class Ejabberd:
 
     def log_tail(self, n=60):
         return tail(self.log_path, n)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()

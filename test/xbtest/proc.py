@@ -81,9 +81,9 @@ def pids_matching(fragment, exclude=()):
     return out
 
 
-def children_of(ppid):
-    """Direct children of ppid (from /proc/PID/stat)."""
-    out = []
+def _parents():
+    """{ppid: [pid, ...]} for every process (from /proc/PID/stat)."""
+    kids = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -92,9 +92,25 @@ def children_of(ppid):
                 st = f.read()
         except OSError:
             continue
-        fields = st.rsplit(")", 1)[1].split()
-        if int(fields[1]) == ppid:
-            out.append(int(d))
+        kids.setdefault(int(st.rsplit(")", 1)[1].split()[1]), []).append(int(d))
+    return kids
+
+
+def children_of(ppid):
+    """Direct children of ppid (from /proc/PID/stat)."""
+    return _parents().get(ppid, [])
+
+
+def descendants(pid):
+    """Children, grandchildren... of pid, from one read of /proc."""
+    kids = _parents()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            if c not in out:  # /proc is not read atomically: a reused PID must not loop
+                out.append(c)
+                todo.append(c)
     return out
 
 
@@ -122,6 +138,35 @@ def track(instance):
 
 def untrack(instance):
     _running.discard(instance)
+
+
+class Server:
+    """A test server used as a context manager: started on entry, stopped on exit."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class PopenServer(Server):
+    """A server run as one subprocess (self.proc) that logs to self.log_path, stopped by its PID
+    (SIGTERM, then SIGKILL)."""
+
+    log_tail_lines = 60
+
+    def stop(self, timeout=5.0):
+        stop_popen(self.proc, term_timeout=timeout)
+        untrack(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def log_tail(self, n=None):
+        return tail(self.log_path, n or self.log_tail_lines)
 
 
 @_atexit.register

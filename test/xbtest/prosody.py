@@ -6,7 +6,7 @@ import time
 
 from .ca import TestCA
 from .ports import free_port, wait_for_port
-from .proc import stop_popen, tail, track, untrack
+from .proc import PopenServer, tail, track
 
 PROSODY = "/usr/bin/prosody"
 PROSODYCTL = "/usr/bin/prosodyctl"
@@ -17,7 +17,7 @@ def _lua_str(s):
     return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"')
 
 
-class Prosody:
+class Prosody(PopenServer):
     """A Prosody instance.
 
     Prosody(workdir, domain='example.test', users={'alice': 'pw'}, ca=TestCA, bosh=True,
@@ -188,21 +188,3 @@ class Prosody:
             self.stop()
             raise RuntimeError("prosody did not start (exit %s)\n--- console:\n%s\n--- log:\n%s"
                                % (rc, tail(self.console_path), tail(self.log_path)))
-
-    def stop(self, timeout=5.0):
-        stop_popen(self.proc, term_timeout=timeout)
-        untrack(self)
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def log_tail(self, n=60):
-        return tail(self.log_path, n)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()

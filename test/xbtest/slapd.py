@@ -31,7 +31,7 @@ import subprocess
 import time
 
 from .ports import free_port
-from .proc import stop_popen, tail, track, untrack
+from .proc import PopenServer, tail, track
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -129,7 +129,7 @@ def parse_ldif(text):
     return entries
 
 
-class Slapd:
+class Slapd(PopenServer):
     """A slapd instance; see the module docstring.
 
     Slapd(workdir, suffix='dc=example,dc=org', users=None (uid -> password; default
@@ -141,6 +141,8 @@ class Slapd:
     bind_rc(), mail(uid), .start_seconds,
     .pid, .log_path, log_tail().
     """
+
+    log_tail_lines = 40
 
     def __init__(self, workdir, suffix="dc=example,dc=org", users=None, groups=None,
                  extra_attrs=None, awkward=True, reader_password="reader-Pw-0", port=None):
@@ -325,23 +327,6 @@ class Slapd:
             time.sleep(0.02)
         self.start_seconds = time.monotonic() - t0
 
-    def stop(self, timeout=5.0):
-        stop_popen(self.proc, term_timeout=timeout)
-        untrack(self)
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def log_tail(self, n=40):
-        return tail(self.log_path, n)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ------------------------------------------------------------------ clients (CLI)
     def _ldap(self, tool, args, timeout=10, check=True):
