@@ -802,9 +802,21 @@ const char *xb_bosh_content_type(const xb_bosh_body_t *body)
 
 /* For xb_bosh_body_legacy_hint: what the root start tag carries. */
 typedef struct {
+    xb_xml_restrict_t restrict_cb; /* first: the refusal handlers find it (xb_xml_restrict.h) */
     XML_Parser parser;
     int seen, has_sid, has_ver;
 } legacy_hint_ctx_t;
+
+/* A DOCTYPE (or any other refused construct) before the root: not a request to answer with a
+ * legacy code, and nothing of it is read further. */
+static void legacy_hint_refuse(void *ud, const xb_xml_refusal_t *what)
+{
+    legacy_hint_ctx_t *h = ud;
+
+    (void)what;
+    h->seen = 0;
+    XML_StopParser(h->parser, XML_FALSE);
+}
 
 static void XMLCALL legacy_hint_start(void *data, const XML_Char *name, const XML_Char **atts)
 {
@@ -832,7 +844,8 @@ int xb_bosh_body_legacy_hint(const char *data, apr_size_t len)
     if (!h.parser) {
         return 0;
     }
-    XML_SetUserData(h.parser, &h);
+    h.restrict_cb.refuse = legacy_hint_refuse;
+    xb_xml_restrict_install(h.parser, &h.restrict_cb);
     XML_SetStartElementHandler(h.parser, legacy_hint_start);
     (void)XML_Parse(h.parser, data, (int)len, 1);
     XML_ParserFree(h.parser);

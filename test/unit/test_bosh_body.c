@@ -1032,6 +1032,11 @@ static void test_legacy_hint(void **state)
     assert_int_equal(xb_bosh_body_legacy_hint("<<<", 3), 0);
     assert_int_equal(xb_bosh_body_legacy_hint("<stream xmlns='jabber:client' rid='1'/>", 39), 0);
     assert_int_equal(xb_bosh_body_legacy_hint("", 0), 0);
+    {   /* a DOCTYPE is refused before its internal subset is read */
+        const char *dtd = "<!DOCTYPE body [<!ENTITY a 'b'>]><body xmlns='http://jabber.org/"
+                          "protocol/httpbind' rid='1'/>";
+        assert_int_equal(xb_bosh_body_legacy_hint(dtd, strlen(dtd)), 0);
+    }
 }
 
 int main(void)
