@@ -590,18 +590,19 @@ static void session_write(bridge_session_t *s)
     }
 }
 
-/* While the stream is set up (TLS, features, a prebind's SASL and bind), the server answers
- * every step with several small writes; with Nagle on at the server (Prosody's default) the
- * second waits for our ACK of the first, which Linux delays by 40 ms when we have nothing to
- * send back. TCP_QUICKACK after each read ACKs at once (the kernel keeps it only briefly, so it
- * is set again each time). */
+/* The server answers many steps with several small writes (TLS, features, a login's SASL,
+ * restart and bind whether the daemon or the browser drives it, and later stanzas in quick
+ * succession); with Nagle on at the server (Prosody's default) the second waits for our ACK of
+ * the first, which Linux delays by 40 ms when we have nothing to send back. TCP_QUICKACK after
+ * each read ACKs at once (the kernel keeps it only briefly, so it is set again each time: one
+ * setsockopt per read). */
 static void session_quickack(bridge_session_t *s)
 {
 #ifdef TCP_QUICKACK
     apr_os_sock_t fd;
     int one = 1;
 
-    if ((s->connect_deadline || s->login) && apr_os_sock_get(&fd, s->sock) == APR_SUCCESS) {
+    if (apr_os_sock_get(&fd, s->sock) == APR_SUCCESS) {
         (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
     }
 #else
