@@ -35,6 +35,9 @@ DOMAIN = "example.test"
 USERS = dict(stack.DEFAULT_USERS)
 MAX_WAIT = 30          # XmppBridgeMaxWait for the module, bosh_max_wait for Prosody
 MPMS = ["event", "worker", "prefork"] if TARGET not in ("prosody", "ejabberd") else ["none"]
+if TARGET not in ("prosody", "ejabberd") and os.environ.get("XB_MPMS"):
+    # a subset, e.g. the sanitizer pass of scripts/run-tests.sh (XB_MPMS="event prefork")
+    MPMS = [m for m in os.environ["XB_MPMS"].split() if m in MPMS] or MPMS
 
 _TOP = {}
 
