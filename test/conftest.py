@@ -11,6 +11,7 @@ Env XB_KEEP=1 keeps the temp dir (its path is in the pytest header).
 """
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -38,6 +39,13 @@ MPMS = ["event", "worker", "prefork"] if TARGET not in ("prosody", "ejabberd") e
 if TARGET not in ("prosody", "ejabberd") and os.environ.get("XB_MPMS"):
     # a subset, e.g. the sanitizer pass of scripts/run-tests.sh (XB_MPMS="event prefork")
     MPMS = [m for m in os.environ["XB_MPMS"].split() if m in MPMS] or MPMS
+# Test modules marked `pytest.mark.protocol` check what the daemon's session machine and the
+# handler's request path do: the same code under every MPM. They run under these MPMs only:
+# threads (event) and processes (prefork, where one session's requests land in different
+# children, so the shared table is crossed). The modules that test MPM behaviour (children
+# coming and going, graceful restarts, descriptors, the daemon's links) run under all of MPMS.
+PROTOCOL_MPMS = [m for m in os.environ.get("XB_PROTOCOL_MPMS", "event prefork").split()
+                 if m in MPMS] or MPMS[:1]
 
 _TOP = {}
 
@@ -48,11 +56,32 @@ def pytest_report_header(config):
         st = os.stat(default_module_path())
         mod = "%s (%d bytes, mtime %s)" % (default_module_path(), st.st_size,
                                            time.strftime("%H:%M:%S", time.localtime(st.st_mtime)))
-    return ["xbtest: target=%s mpms=%s module=%s" % (TARGET, ",".join(MPMS), mod),
+    return ["xbtest: target=%s mpms=%s (protocol modules: %s) module=%s"
+            % (TARGET, ",".join(MPMS), ",".join(PROTOCOL_MPMS), mod),
             "xbtest: workdir=%s" % _top_dir()]
 
 
+def pytest_collection_modifyitems(config, items):
+    keep, drop = [], []
+    for item in items:
+        mpm = getattr(item, "callspec", None) and item.callspec.params.get("mpm")
+        if mpm and mpm not in PROTOCOL_MPMS and item.get_closest_marker("protocol"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def pytest_sessionstart(session):
+    # SIGTERM (scripts/run-tests.sh stopping its background sanitizer pass, a CI cancel) ends
+    # the run as Ctrl-C does: every fixture's teardown runs and stops what it started, by PID.
+    signal.signal(signal.SIGTERM, _interrupt)
     sanitizers.session_start(_top_dir())
     if TARGET == "module" and not os.path.exists(default_module_path()):
         pytest.exit("XB_TARGET=module but the module is not built: %s (run ./configure && make, "

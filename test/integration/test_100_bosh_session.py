@@ -7,6 +7,9 @@ import pytest
 
 from xbtest.bosh import NS_SASL, NS_STREAM, NS_BOSH, BoshClient
 
+# MPM-independent: runs under XB_PROTOCOL_MPMS (event + prefork) only, see conftest.py
+pytestmark = pytest.mark.protocol
+
 
 def _ver(v):
     return tuple(int(x) for x in v.split("."))

@@ -3,6 +3,9 @@ import pytest
 
 from xbtest.bosh import BoshClient
 
+# MPM-independent: runs under XB_PROTOCOL_MPMS (event + prefork) only, see conftest.py
+pytestmark = pytest.mark.protocol
+
 BODY = "<body xmlns='http://jabber.org/protocol/httpbind' "
 
 

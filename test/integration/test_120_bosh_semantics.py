@@ -11,7 +11,9 @@ import pytest
 
 import conftest
 
-pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module behaviour")
+# protocol: MPM-independent, runs under XB_PROTOCOL_MPMS (event + prefork) only (conftest.py)
+pytestmark = [pytest.mark.skipif(conftest.TARGET != "module", reason="module behaviour"),
+              pytest.mark.protocol]
 
 # XEP-0124 §15 test vector (shared/references/bosh-anchors.md §5): seed 'bosh-test-seed', n=3
 K1 = "e509dc2b2747d7f6100e2e059ad91a329fe77181"
@@ -102,8 +104,8 @@ class TestPause:
         assert "r" in out, out
         assert r.status == 200 and not r.is_terminate and len(r.children) == 0, r.raw
         assert not out["r"].is_terminate, out["r"].raw
-        r = c.request("", check=False)                       # the session lives on
-        assert not r.is_terminate, r.raw
+        r = c.terminate()        # the session lives on (an empty request would be held 20 s)
+        assert r.status == 200 and r.is_terminate and r.condition is None, r.raw
 
 
 class TestOveractivity:

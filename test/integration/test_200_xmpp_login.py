@@ -6,6 +6,9 @@ import pytest
 
 from xbtest.bosh import (NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, AuthFailed, bare, local_tag)
 
+# MPM-independent: runs under XB_PROTOCOL_MPMS (event + prefork) only, see conftest.py
+pytestmark = pytest.mark.protocol
+
 
 class TestLogin:
 

@@ -5,6 +5,9 @@ import pytest
 
 from xbtest.bosh import message_body
 
+# MPM-independent: runs under XB_PROTOCOL_MPMS (event + prefork) only, see conftest.py
+pytestmark = pytest.mark.protocol
+
 
 def _response_carrying(client, el):
     for _rid, _req, resp in list(client.log):

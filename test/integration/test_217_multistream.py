@@ -16,7 +16,9 @@ import conftest
 from xbtest.bosh import (NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, BoshClient,
                          local_tag, message_body, ns_of)
 
-pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module behaviour")
+# protocol: MPM-independent, runs under XB_PROTOCOL_MPMS (event + prefork) only (conftest.py)
+pytestmark = [pytest.mark.skipif(conftest.TARGET != "module", reason="module behaviour"),
+              pytest.mark.protocol]
 
 
 @pytest.fixture(scope="module")

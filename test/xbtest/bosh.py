@@ -199,6 +199,13 @@ class ScramSha1Client:
             raise AuthFailed("SCRAM: bad server signature")
 
 
+def message_stanza(to, text, type_="chat", id_=None):
+    """A <message> with a <body> as XML text (xmlns='jabber:client')."""
+    id_ = id_ or "m" + uuid.uuid4().hex[:12]
+    return ("<message xmlns='%s' to=%s type=%s id=%s><body>%s</body></message>"
+            % (NS_CLIENT, quoteattr(to), quoteattr(type_), quoteattr(id_), escape(text)))
+
+
 class BoshClient:
     """See the module docstring.
 
@@ -675,8 +682,7 @@ class BoshClient:
 
     def send_message(self, to, text, type_="chat", id_=None):
         id_ = id_ or "m" + uuid.uuid4().hex[:12]
-        self.send("<message xmlns='%s' to=%s type=%s id=%s><body>%s</body></message>"
-                  % (NS_CLIENT, quoteattr(to), quoteattr(type_), quoteattr(id_), escape(text)))
+        self.send(message_stanza(to, text, type_, id_))
         return id_
 
     def wait_for_message(self, frm=None, timeout=15.0, text=None):
