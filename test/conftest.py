@@ -26,6 +26,7 @@ from xbtest.bosh import BoshClient  # noqa: E402
 from xbtest.ca import TestCA  # noqa: E402
 from xbtest.prosody import Prosody  # noqa: E402
 from xbtest import sanitizers  # noqa: E402
+from xbtest.target import Target  # noqa: E402
 
 TARGET = os.environ.get("XB_TARGET", "module").strip().lower() or "module"
 if TARGET not in ("module", "prosody", "proxy", "ejabberd"):
@@ -143,36 +144,6 @@ def module_snapshot():
     return _TOP["module"]
 
 
-class Target:
-    """What the tests talk to: .name, .mpm, .bosh_url, .domain, .prosody, .apache (None for the
-    prosody target), .ca, .max_wait, .is_module, .is_prosody."""
-
-    def __init__(self, name, mpm, bosh_url, prosody, apache, ca):
-        self.name = name
-        self.mpm = mpm
-        self.bosh_url = bosh_url
-        self.domain = prosody.domain
-        self.prosody = prosody
-        self.apache = apache
-        self.ca = ca
-        self.max_wait = MAX_WAIT
-
-    @property
-    def is_module(self):
-        return self.name == "module"
-
-    @property
-    def is_prosody(self):
-        """Prosody's mod_bosh answers (directly or behind the proxy)."""
-        return self.name in ("prosody", "proxy")
-
-    def jid(self, user):
-        return "%s@%s" % (user, self.domain)
-
-    def __repr__(self):
-        return "<Target %s mpm=%s %s>" % (self.name, self.mpm, self.bosh_url)
-
-
 # ---------------------------------------------------------------------- session-wide
 @pytest.fixture(scope="session")
 def xb_target():
@@ -232,9 +203,10 @@ def stop_checked(a):
 @pytest.fixture(scope="module")
 def target(request, mpm, prosody, ca):
     if TARGET == "prosody":
-        return Target("prosody", None, prosody.bosh_url, prosody, None, ca)
+        return Target("prosody", prosody.bosh_url, prosody, ca=ca, max_wait=MAX_WAIT)
     a = request.getfixturevalue("apache")
-    return Target(TARGET, mpm, a.url("/http-bind"), prosody, a, ca)
+    return Target(TARGET, a.url("/http-bind"), prosody, apache=a, mpm=mpm, ca=ca,
+                  max_wait=MAX_WAIT)
 
 
 # ---------------------------------------------------------------------- per test

@@ -25,48 +25,13 @@ from xbtest.ejabberd import EJABBERDCTL, Ejabberd
 from xbtest.ports import free_port
 from xbtest.prosody import Prosody
 from xbtest.stack import bridge_conf, proxy_conf
+from xbtest.target import Target
 
 TARGET = root.TARGET
 DOMAIN = root.DOMAIN
 MAX_WAIT = 30
 INACTIVITY = 10
 DOWN_DOMAIN = "down.example.test"
-
-
-class ConformanceTarget:
-    """.name, .bosh_url, .domain, .apache (None unless Apache answers), .server (the XMPP
-    server object), .c2s_port, .max_wait, .inactivity_config, .see_other_url (a BOSH URL that
-    must answer see-other-uri, or None), .see_other_uri (what it must point to),
-    .unreachable_domain (a domain whose XMPP server is down, or None), .mpm."""
-
-    def __init__(self, name, bosh_url, server, apache=None, see_other_url=None,
-                 see_other_uri=None, unreachable_domain=None):
-        self.name = name
-        self.bosh_url = bosh_url
-        self.server = server
-        self.domain = server.domain
-        self.c2s_port = server.c2s_port
-        self.apache = apache
-        self.mpm = apache.mpm if apache else None
-        self.max_wait = MAX_WAIT
-        self.inactivity_config = INACTIVITY
-        self.see_other_url = see_other_url
-        self.see_other_uri = see_other_uri
-        self.unreachable_domain = unreachable_domain
-
-    @property
-    def is_module(self):
-        return self.name == "module"
-
-    @property
-    def is_prosody(self):
-        return self.name in ("prosody", "proxy")
-
-    def jid(self, user):
-        return "%s@%s" % (user, self.domain)
-
-    def __repr__(self):
-        return "<ConformanceTarget %s %s>" % (self.name, self.bosh_url)
 
 
 def _module_conf(prosody, ca, moved_uri):
@@ -95,6 +60,7 @@ def conformance_target(workdir, ca, users):
     base = tempfile.mkdtemp(prefix="conformance-", dir=workdir)
     os.chmod(base, 0o755)
     started = []
+    common = dict(ca=ca, max_wait=MAX_WAIT, inactivity_config=INACTIVITY)
     try:
         if TARGET == "ejabberd":
             if not os.path.exists(EJABBERDCTL):
@@ -103,20 +69,20 @@ def conformance_target(workdir, ca, users):
                          bosh_options="max_inactivity: %d" % INACTIVITY)
             e.start()
             started.append(e)
-            t = ConformanceTarget("ejabberd", e.bosh_url, e)
+            t = Target("ejabberd", e.bosh_url, e, **common)
         else:
             p = Prosody(os.path.join(base, "prosody"), domain=DOMAIN, users=users, ca=ca,
                         bosh=True, bosh_max_wait=MAX_WAIT, bosh_max_inactivity=INACTIVITY)
             p.start()
             started.append(p)
             if TARGET == "prosody":
-                t = ConformanceTarget("prosody", p.bosh_url, p)
+                t = Target("prosody", p.bosh_url, p, **common)
             elif TARGET == "proxy":
                 a = Apache(os.path.join(base, "apache-proxy"), mpm="event",
                            modules=("proxy", "proxy_http"), extra_conf=proxy_conf(p))
                 a.start()
                 started.append(a)
-                t = ConformanceTarget("proxy", a.url("/http-bind"), p, apache=a)
+                t = Target("proxy", a.url("/http-bind"), p, apache=a, **common)
             else:
                 port = free_port()
                 moved_uri = "http://127.0.0.1:%d/http-bind" % port
@@ -125,9 +91,9 @@ def conformance_target(workdir, ca, users):
                            extra_conf=_module_conf(p, ca, moved_uri))
                 a.start()
                 started.append(a)
-                t = ConformanceTarget("module", a.url("/http-bind"), p, apache=a,
-                                      see_other_url=a.url("/http-bind-moved"),
-                                      see_other_uri=moved_uri, unreachable_domain=DOWN_DOMAIN)
+                t = Target("module", a.url("/http-bind"), p, apache=a,
+                           see_other_url=a.url("/http-bind-moved"), see_other_uri=moved_uri,
+                           unreachable_domain=DOWN_DOMAIN, **common)
     except Exception:
         for s in reversed(started):
             s.stop()
