@@ -371,6 +371,17 @@ void xmpp_session_iq(buf_t *b)
                "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
 }
 
+void xmpp_stream_header(buf_t *b, const char *domain)
+{
+    buf_printf(b, "<?xml version='1.0'?><stream:stream to='%s' version='1.0' xml:lang='en' "
+               "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>", domain);
+}
+
+void xmpp_starttls(buf_t *b)
+{
+    buf_printf(b, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+}
+
 char bosh_mechs_seen[256];
 
 static const char *local(const char *n)
@@ -406,7 +417,7 @@ static void x_start(void *ud, const char *name, const char **a)
     if (x->depth == 2) {
         x->kind = K_OTHER;
         x->id[0] = x->type[0] = 0;
-        x->f_plain = x->f_bind = x->f_session = x->f_sess_opt = x->f_mechs = 0;
+        x->f_plain = x->f_bind = x->f_session = x->f_sess_opt = x->f_mechs = x->f_starttls = 0;
         x->text.len = 0;
         x->in_text = 0;
         if (!strcmp(n, "features"))
@@ -423,6 +434,8 @@ static void x_start(void *ud, const char *name, const char **a)
             x->kind = K_PRESENCE;
         else if (!strcmp(n, "error"))
             x->kind = K_STREAMERR;
+        else if (!strcmp(n, "proceed"))
+            x->kind = K_PROCEED;
         const char *v = xml_attr(a, "id");
         if (v)
             snprintf(x->id, sizeof x->id, "%s", v);
@@ -439,6 +452,8 @@ static void x_start(void *ud, const char *name, const char **a)
             x->in_text = 1, x->text.len = 0;
         else if (!strcmp(n, "bind"))
             x->f_bind = 1;
+        else if (!strcmp(n, "starttls"))
+            x->f_starttls = 1;
         else if (!strcmp(n, "session"))
             x->f_session = 1;
         else if (!strcmp(n, "optional") && x->f_session)
@@ -500,7 +515,7 @@ void bosh_xml_init(bosh_xml_t *x, int namespaces, void (*on_body)(bosh_xml_t *, 
     x->on_stanza = on_stanza;
 }
 
-int bosh_xml_parse(bosh_xml_t *x, void *ud, const char *body, size_t blen)
+void bosh_xml_stream_begin(bosh_xml_t *x, void *ud)
 {
     XML_ParserReset(x->xp, NULL);
     XML_SetUserData(x->xp, x);
@@ -513,6 +528,16 @@ int bosh_xml_parse(bosh_xml_t *x, void *ud, const char *body, size_t blen)
     x->kind = K_OTHER;
     x->in_text = 0;
     x->text.len = 0;
+}
+
+int bosh_xml_feed(bosh_xml_t *x, const char *data, size_t len)
+{
+    return XML_Parse(x->xp, data, (int)len, 0) == XML_STATUS_ERROR ? -1 : 0;
+}
+
+int bosh_xml_parse(bosh_xml_t *x, void *ud, const char *body, size_t blen)
+{
+    bosh_xml_stream_begin(x, ud);
     return XML_Parse(x->xp, body, (int)blen, 1) == XML_STATUS_ERROR ? -1 : 0;
 }
 

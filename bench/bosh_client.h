@@ -2,7 +2,8 @@
  * bosh_client: what the bench's BOSH clients (loadgen, prebinder) share: the clock, growable
  * buffers, failure reasons and JSON numbers for the RESULT line, one HTTP/1.1 connection on an
  * epoll set with its response parser, the BOSH bodies and stanzas of a login, and the parse of
- * a BOSH response body into login stanzas.
+ * a BOSH response body into login stanzas. loadgen's direct mode (--c2s) parses a plain XMPP
+ * stream with the same parser: <stream:stream> plays the part of <body/>, fed as it arrives.
  *
  * One thread, no locking; the failure reasons and the mechanisms seen are process-wide.
  */
@@ -87,10 +88,16 @@ void bosh_terminate_body(buf_t *b, uint64_t rid, const char *sid);
 void xmpp_auth_plain(buf_t *b, const char *user, const char *pass);
 void xmpp_bind_iq(buf_t *b, const char *resource);
 void xmpp_session_iq(buf_t *b);
+/* a c2s stream header to domain (the opening, and every restart); the STARTTLS request */
+void xmpp_stream_header(buf_t *b, const char *domain);
+void xmpp_starttls(buf_t *b);
 
-enum { K_OTHER = 0, K_FEATURES, K_SUCCESS, K_FAILURE, K_IQ, K_MESSAGE, K_STREAMERR, K_PRESENCE };
+enum {
+    K_OTHER = 0, K_FEATURES, K_SUCCESS, K_FAILURE, K_IQ, K_MESSAGE, K_STREAMERR, K_PRESENCE,
+    K_PROCEED /* STARTTLS <proceed/> (a c2s stream) */
+};
 
-/* A BOSH response body read into what a login and a chat client need. */
+/* A BOSH response body (or a c2s stream) read into what a login and a chat client need. */
 typedef struct bosh_xml {
     XML_Parser xp;
     void *ud; /* the caller's, for the callbacks */
@@ -101,7 +108,7 @@ typedef struct bosh_xml {
     /* the stanza at depth 2 */
     int kind;
     char id[64], type[16];
-    int f_plain, f_bind, f_session, f_sess_opt, f_mechs;
+    int f_plain, f_bind, f_session, f_sess_opt, f_mechs, f_starttls;
     int in_text;
     buf_t text; /* <mechanism/>, the bound <jid/>, a message's <body/> */
 } bosh_xml_t;
@@ -114,6 +121,10 @@ void bosh_xml_init(bosh_xml_t *x, int namespaces, void (*on_body)(bosh_xml_t *, 
                    void (*on_stanza)(bosh_xml_t *));
 /* 0 parsed, -1 not well-formed (bosh_xml_error says why) */
 int bosh_xml_parse(bosh_xml_t *x, void *ud, const char *body, size_t blen);
+/* A c2s stream: begin (again at every stream restart, never from inside a callback), then
+ * feed what arrives; 0 ok so far, -1 not well-formed. */
+void bosh_xml_stream_begin(bosh_xml_t *x, void *ud);
+int bosh_xml_feed(bosh_xml_t *x, const char *data, size_t len);
 const char *bosh_xml_error(const bosh_xml_t *x);
 /* the value of the attribute with local name `name` (never an xmlns one), or NULL */
 const char *xml_attr(const char **a, const char *name);

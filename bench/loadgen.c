@@ -9,13 +9,20 @@
  * "xb <sender> <seq> <send time, CLOCK_MONOTONIC ns> <step>" so the receiver measures latency
  * and counts lost and duplicated messages exactly (a bitmap per receiver).
  *
+ * Direct mode (--c2s 127.0.0.1:PORT, the reference without BOSH): each client is one XMPP
+ * client stream over TCP to the server's c2s port instead: stream header, STARTTLS when offered
+ * (certificate checked with --tls-ca), SASL PLAIN, restart, bind, session if required, initial
+ * presence; the same pairs, ramp, ladder and message format. Latency then ends when the read
+ * that completes the receiver's <message/> returns; closing = unavailable presence and
+ * </stream:stream>, done when the server closes the connection.
+ *
  * Output on stdout, one line each, flushed (bench/run reads it live):
  *   MARK <name> <monotonic ns> [k=v ...]     phase boundaries (the harness samples /proc there)
  *   STEP {json}                              one rate step
  *   RESULT {json}                            totals, login latency, errors
  * Diagnostics on stderr. Exit 0 ok, 2 usage, 3 wall-clock limit reached (RESULT still printed).
  *
- * Build: make -C bench loadgen (loadgen.c bosh_client.c -lexpat -lm)
+ * Build: make -C bench loadgen (loadgen.c bosh_client.c c2s_io.c -lexpat -lssl -lcrypto -lm)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +48,7 @@
 #include <unistd.h>
 
 #include "bosh_client.h"
+#include "c2s_io.h"
 
 #define MAX_STEPS 64
 #define MAX_MSGS_PER_REQ 64
@@ -133,6 +141,8 @@ static struct {
     double terminate_secs;
     int verbose;
     int dump_missing;
+    int c2s;          /* direct mode: XMPP over TCP to srv, no BOSH */
+    char tls_ca[512]; /* direct mode: the CA the server's certificate must chain to */
 } opt;
 
 /* ------------------------------------------------------------------ state */
@@ -163,11 +173,13 @@ typedef struct conn {
     struct client *cl;
     req_t *req;
     uint64_t deadline;
+    c2s_io_t io; /* direct mode: the stream's bytes (conn[0] only) */
 } conn_t;
 
 enum {
     S_NEW = 0, S_CREATING, S_WAIT_FEATURES, S_AUTH, S_WAIT_FEATURES2, S_BIND, S_SESSION,
-    S_ONLINE, S_TERMINATING, S_DONE, S_FAILED
+    S_ONLINE, S_TERMINATING, S_DONE, S_FAILED,
+    S_TLS_FEATURES, S_STARTTLS, S_TLS_HANDSHAKE /* direct mode, before S_WAIT_FEATURES */
 };
 
 typedef struct client {
@@ -192,6 +204,7 @@ typedef struct client {
     size_t seen_bytes;
     uint64_t *carried; /* --dump-missing: rid that carried seq i (bit 63: retried) */
     size_t carried_cap;
+    bosh_xml_t *sx;    /* direct mode: the stream's parser */
 } client_t;
 
 static client_t *C;
@@ -215,6 +228,7 @@ static uint64_t msg_errors, msg_stray, http_errors, conn_retries, req_timeouts, 
     responses_recv;
 static int granted_wait = -1, granted_requests = -1;
 static struct sockaddr_in srv;
+static SSL_CTX *tls_ctx; /* direct mode */
 
 static void mark(const char *name, const char *fmt, ...)
 {
@@ -233,6 +247,7 @@ static void mark(const char *name, const char *fmt, ...)
 /* ------------------------------------------------------------------ connections */
 static void conn_close(conn_t *c)
 {
+    c2s_io_reset(&c->io);
     http_close(&c->h, ep);
     c->served = 0;
 }
@@ -408,8 +423,14 @@ static void send_next(client_t *cl, int kind)
     send_req(cl, rq);
 }
 
+static void c2s_pump(client_t *cl);
+
 static void pump(client_t *cl)
 {
+    if (opt.c2s) {
+        c2s_pump(cl);
+        return;
+    }
     if (cl->state == S_FAILED || cl->state == S_DONE || cl->state == S_CREATING ||
         cl->state == S_NEW)
         return;
@@ -534,6 +555,14 @@ static void stanza_done(bosh_xml_t *x)
         return;
     switch (x->kind) {
     case K_FEATURES:
+        if (cl->state == S_TLS_FEATURES) {
+            if (x->f_starttls) {
+                xmpp_starttls(&cl->pend);
+                cl->state = S_STARTTLS;
+                break;
+            }
+            cl->state = S_WAIT_FEATURES; /* a plain stream: SASL at once */
+        }
         if (cl->state == S_WAIT_FEATURES) {
             if (!x->f_mechs)
                 return; /* not yet the SASL features */
@@ -562,7 +591,11 @@ static void stanza_done(bosh_xml_t *x)
         }
         break;
     case K_FAILURE:
-        client_fail(cl, "SASL failure");
+        client_fail(cl, cl->state == S_STARTTLS ? "STARTTLS failure" : "SASL failure");
+        break;
+    case K_PROCEED:
+        if (cl->state == S_STARTTLS)
+            cl->state = S_TLS_HANDSHAKE; /* started once the parser has returned */
         break;
     case K_STREAMERR:
         client_fail(cl, "stream error");
@@ -824,6 +857,142 @@ static void on_event(conn_t *c, uint32_t ev)
     }
 }
 
+/* ------------------------------------------------------------------ direct mode (--c2s) */
+static buf_t c2s_in; /* what one read brought, parsed at once */
+
+static void c2s_start(client_t *cl)
+{
+    conn_t *c = &cl->conn[0];
+    if (!cl->sx) {
+        cl->sx = calloc(1, sizeof *cl->sx);
+        bosh_xml_init(cl->sx, 0, on_body, stanza_done);
+    }
+    bosh_xml_stream_begin(cl->sx, cl);
+    cl->t_login0 = now_ns();
+    cl->state = S_TLS_FEATURES;
+    if (conn_open(c) < 0) {
+        client_fail(cl, "cannot open a connection");
+        return;
+    }
+    xmpp_stream_header(&c->io.out, opt.domain); /* written once connected */
+}
+
+/* pending stanzas and queued messages go out at once: a stream has no request to wait for */
+static void c2s_pump(client_t *cl)
+{
+    conn_t *c = &cl->conn[0];
+    if (cl->state == S_FAILED || cl->state == S_DONE || c->h.fd < 0)
+        return;
+    if (cl->pend.len) {
+        buf_add(&c->io.out, cl->pend.p, cl->pend.len);
+        cl->pend.len = 0;
+    }
+    while (cl->qlen) {
+        msg_t *m = &cl->q[cl->qhead];
+        gen_body_text(cl, m, &c->io.out);
+        st_written[m->step]++;
+        cl->qhead = (cl->qhead + 1) % cl->qcap;
+        cl->qlen--;
+    }
+    if (c->h.state == CS_BUSY && c2s_io_flush(&c->io, c->h.fd) < 0)
+        client_fail(cl, "write failed");
+}
+
+static void c2s_terminate(client_t *cl)
+{
+    conn_t *c = &cl->conn[0];
+    buf_printf(&c->io.out, "<presence xmlns='jabber:client' type='unavailable'/>"
+               "</stream:stream>");
+    if (c->h.state == CS_BUSY && c2s_io_flush(&c->io, c->h.fd) < 0) {
+        cl->state = S_DONE;
+        n_done_term++;
+        conn_close(c);
+    }
+}
+
+static void c2s_event(conn_t *c, uint32_t ev)
+{
+    client_t *cl = c->cl;
+    char err[200];
+    int readable = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    if (c->h.state == CS_CONNECTING) {
+        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        if (http_connect_error(&c->h)) {
+            client_fail(cl, "connect failed");
+            return;
+        }
+        c->h.state = CS_BUSY;
+    }
+    if (c->io.handshaking) {
+        int one = 1; /* ACK the server's flight at once (see below) */
+        setsockopt(c->h.fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        int r = c2s_io_handshake(&c->io, err, sizeof err);
+        if (r < 0) {
+            client_fail(cl, err);
+            return;
+        }
+        if (r == 0)
+            return;
+        /* TLS is up: a new stream over it; the handshake's last read may have left records
+           (session tickets) behind, so read whatever the event */
+        bosh_xml_stream_begin(cl->sx, cl);
+        xmpp_stream_header(&c->io.out, opt.domain);
+        cl->state = S_WAIT_FEATURES;
+        readable = 1;
+    }
+    if (c2s_io_flush(&c->io, c->h.fd) < 0) {
+        client_fail(cl, "write failed");
+        return;
+    }
+    if (!readable)
+        return;
+    int eof = c2s_io_read(&c->io, c->h.fd, &c2s_in);
+    /* as the bridge daemon does on its streams, after every read (TLS records with no stream
+       data, such as session tickets, too): ACK at once, so that Prosody's next small write is
+       not held by Nagle until our delayed ACK (40 ms) */
+    int one = 1;
+    setsockopt(c->h.fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    if (c2s_in.len) {
+        t_resp = now_ns();
+        int r = bosh_xml_feed(cl->sx, c2s_in.p, c2s_in.len);
+        c2s_in.len = 0;
+        if (cl->state == S_FAILED)
+            return;
+        if (r < 0) {
+            if (opt.verbose)
+                fprintf(stderr, "client %d: bad XML (%s)\n", cl->id, bosh_xml_error(cl->sx));
+            client_fail(cl, "unparsable stream");
+            return;
+        }
+        if (cl->pend_restart == 1) { /* SASL success: the server waits for a new header */
+            cl->pend_restart = 0;
+            bosh_xml_stream_begin(cl->sx, cl);
+            xmpp_stream_header(&c->io.out, opt.domain);
+        }
+        if (cl->state == S_TLS_HANDSHAKE && !c->io.ssl) {
+            if (c2s_io_starttls(&c->io, tls_ctx, c->h.fd, opt.domain) < 0) {
+                client_fail(cl, "cannot start TLS");
+                return;
+            }
+            /* drive the handshake as if the socket were ready: with the server on the other
+               CPU its answer may be there already, and then the handshake ends in this call */
+            c2s_event(c, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        c2s_pump(cl);
+    }
+    if (eof && c->h.fd >= 0) {
+        if (cl->state == S_TERMINATING) {
+            cl->state = S_DONE;
+            n_done_term++;
+            conn_close(c);
+        } else {
+            client_fail(cl, "connection closed by the server");
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ messages */
 static void enqueue_msg(client_t *cl, uint64_t ts, int step)
 {
@@ -875,6 +1044,9 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen --url http://127.0.0.1:PORT/http-bind --domain D --clients N [options]\n"
+            "       loadgen --c2s 127.0.0.1:PORT --domain D --clients N [options]   (no BOSH: XMPP\n"
+            "               client streams over TCP, STARTTLS when offered)\n"
+            "  --tls-ca FILE          --c2s: the server certificate must chain to FILE\n"
             "  --user-fmt user%%d --pass-fmt pass%%d --first-user 0\n"
             "  --wait 60              BOSH wait requested\n"
             "  --login-rate 50        session starts per second\n"
@@ -925,6 +1097,7 @@ int main(int argc, char **argv)
         {"continue-after-fail", 1, 0, 15}, {"max-seconds", 1, 0, 16},
         {"no-terminate", 0, 0, 17}, {"terminate-secs", 1, 0, 18}, {"verbose", 0, 0, 'v'},
         {"dump-missing", 1, 0, 19}, {"step-retries", 1, 0, 20},
+        {"c2s", 1, 0, 21}, {"tls-ca", 1, 0, 22},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "u:d:n:vh", lo, NULL)) != -1) {
@@ -961,14 +1134,20 @@ int main(int argc, char **argv)
         case 18: opt.terminate_secs = atof(optarg); break;
         case 19: opt.dump_missing = atoi(optarg); break;
         case 20: opt.step_retries = atoi(optarg); break;
+        case 21:
+            opt.c2s = 1;
+            snprintf(url, sizeof url, "%s", optarg);
+            break;
+        case 22: snprintf(opt.tls_ca, sizeof opt.tls_ca, "%s", optarg); break;
         case 'v': opt.verbose = 1; break;
         default: usage();
         }
     }
-    if (strncmp(url, "http://", 7) != 0 || opt.clients < 2 || (opt.clients & 1))
+    if ((!opt.c2s && strncmp(url, "http://", 7) != 0) || opt.clients < 2 || (opt.clients & 1))
         usage();
     {
-        const char *h = url + 7, *sl = strchr(h, '/');
+        /* --url http://HOST:PORT/PATH, or --c2s HOST:PORT */
+        const char *h = opt.c2s ? url : url + 7, *sl = opt.c2s ? NULL : strchr(h, '/');
         snprintf(opt.path, sizeof opt.path, "%s", sl ? sl : "/");
         size_t hl = sl ? (size_t)(sl - h) : strlen(h);
         snprintf(opt.hosthdr, sizeof opt.hosthdr, "%.*s", (int)hl, h);
@@ -997,6 +1176,8 @@ int main(int argc, char **argv)
     }
     ep = epoll_create1(EPOLL_CLOEXEC);
     bosh_xml_init(&X, 0, on_body, stanza_done);
+    if (opt.c2s)
+        tls_ctx = c2s_tls_ctx(opt.tls_ca);
     C = calloc((size_t)opt.clients, sizeof *C);
     uint64_t seed = now_ns();
     for (int i = 0; i < opt.clients; i++) {
@@ -1044,7 +1225,10 @@ int main(int argc, char **argv)
             while (next_login < opt.clients && now >= next_login_t &&
                    n_logging_in < opt.login_conc) {
                 n_logging_in++;
-                do_create(&C[next_login++]);
+                if (opt.c2s)
+                    c2s_start(&C[next_login++]);
+                else
+                    do_create(&C[next_login++]);
                 next_login_t += login_interval;
                 if (next_login_t < now - 100 * MS)
                     next_login_t = now; /* do not burst after a concurrency stall */
@@ -1188,7 +1372,9 @@ int main(int argc, char **argv)
                         n_online--;
                         unsent_at_term += cl->qlen;
                         cl->qlen = 0;
-                        if (cl->outstanding < 2)
+                        if (opt.c2s)
+                            c2s_terminate(cl);
+                        else if (cl->outstanding < 2)
                             send_next(cl, R_TERMINATE);
                         else
                             cl->pend_restart = 2; /* terminate when a slot frees */
@@ -1259,7 +1445,10 @@ int main(int argc, char **argv)
             conn_t *c = &C[idx / 2].conn[idx % 2];
             if (c->h.fd < 0 || c->h.gen != gen)
                 continue; /* an event of a socket closed earlier in this batch */
-            on_event(c, evs[i].events);
+            if (opt.c2s)
+                c2s_event(c, evs[i].events);
+            else
+                on_event(c, evs[i].events);
         }
     }
 
