@@ -50,6 +50,7 @@ typedef struct xb_config {
     unsigned max_streams;        /* XMPP streams per BOSH session (XEP-0124 §16); 1: feature off */
     unsigned warm_streams;       /* streams per domain set up ahead of need; 0: none */
     unsigned warm_max_age;       /* seconds before an idle warm stream is replaced */
+    unsigned tls_resumption;     /* 1: XMPP streams resume TLS sessions per server endpoint */
 } xb_config_t;
 
 /* Defaults, documented in the README's directive table. */
@@ -77,6 +78,7 @@ typedef struct xb_config {
 /* Below the servers' timeouts for unauthenticated streams (Prosody's c2s_timeout 300 s,
  * ejabberd's negotiation_timeout 30 s), so a warm stream is never closed under a session. */
 #define XB_DEFAULT_WARM_MAX_AGE 25
+#define XB_DEFAULT_TLS_RESUMPTION 1
 
 /* The configuration as bytes, for a daemon that outlives a generation of Apache's config (a
  * graceful restart hands it the new one): NUL-terminated key and value strings. */

@@ -15,7 +15,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 4
+#define XB_SHM_LAYOUT_VERSION 5
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
@@ -75,6 +75,8 @@ typedef enum {
     XB_CNT_WARM_MISSED,    /* ... that found none ready (XmppBridgeWarmStreams > 0) */
     XB_CNT_WARM_RECYCLED,  /* warm streams replaced: too old, or closed by the server */
     XB_CNT_WARM_FAILED,    /* warm stream set-ups that failed (connect, TLS, timeout) */
+    XB_CNT_TLS_FULL,       /* XMPP streams' TLS handshakes with a verified certificate */
+    XB_CNT_TLS_RESUMED,    /* ... that resumed a session instead (XmppBridgeTLSResumption) */
     XB_CNT_COUNT
 } xb_counter_t;
 

@@ -10,6 +10,7 @@
 
 #include <apr_pools.h>
 #include <openssl/ssl.h>
+#include "xb_tls_sessions.h"
 
 typedef struct xb_tls xb_tls_t;
 
@@ -23,6 +24,26 @@ typedef enum {
 /* NULL and *errmsg if OpenSSL cannot set the object up. */
 xb_tls_t *xb_tls_create(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
                         const char **errmsg);
+
+/* Session resumption on `ctx` (a client context): OpenSSL hands every new session (the TLS
+ * 1.2 handshake's, each TLS 1.3 ticket) to the connection's endpoint instead of its own store;
+ * the endpoints live in a cache that ends with the context. 0 when out of memory. */
+int xb_tls_ctx_enable_resumption(SSL_CTX *ctx);
+
+/* The endpoint `key` of `ctx`'s cache: NULL when resumption is not enabled on `ctx` (or out
+ * of memory). Valid while `ctx` lives (every SSL object made from it holds a reference). */
+xb_tls_endpoint_t *xb_tls_ctx_endpoint(SSL_CTX *ctx, const char *key);
+
+/* As xb_tls_create; with an `endpoint` (NULL: none), its session is offered when it is still
+ * valid and its certificate carries `server_name`, the sessions the server issues on this
+ * connection after a verified handshake replace it, and a failed handshake drops it. A resumed
+ * handshake has no certificate to verify: it proves the server holds the session's secret,
+ * which only the server verified as `server_name` for this endpoint was given. */
+xb_tls_t *xb_tls_create_resumable(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
+                                  xb_tls_endpoint_t *endpoint, const char **errmsg);
+
+/* True once the handshake is complete and it resumed a session (no certificate exchanged). */
+int xb_tls_resumed(const xb_tls_t *t);
 
 /* Ciphertext from the peer. */
 void xb_tls_feed(xb_tls_t *t, const char *data, apr_size_t len);

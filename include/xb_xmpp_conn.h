@@ -25,6 +25,11 @@ typedef struct xb_xmpp_conn_params {
     xb_tls_mode_t tls;
     SSL_CTX *ssl_ctx;      /* client context with verification set up (xb_xmpp_conn_ssl_ctx) */
     const char *tls_name;  /* name the certificate must match; NULL: domain */
+    /* The server endpoint for TLS session resumption (see xb_tls_sessions.h): streams with
+     * the same key share sessions, so it must name the server and the certificate name (the
+     * daemon: domain, host, port, TLS name). Needs xb_tls_ctx_enable_resumption on ssl_ctx
+     * (xb_xmpp_conn_ssl_ctx does it). NULL: full handshakes only. Read by create only. */
+    const char *tls_resume_key;
     apr_size_t max_stanza_size;
     apr_size_t max_depth;  /* element nesting inside the stream */
 } xb_xmpp_conn_params_t;
@@ -38,10 +43,15 @@ typedef struct xb_xmpp_conn_events {
      * `why` says what happened, for the log line (never contains stanza content). */
     void (*closed)(void *baton, xb_bosh_condition_t cond, const char *data, apr_size_t len,
                    const char *why);
+    /* The TLS handshake is complete and verified; `resumed`: it resumed a session. May be
+     * NULL. */
+    void (*tls_established)(void *baton, int resumed);
 } xb_xmpp_conn_events_t;
 
 /* A client SSL_CTX: TLS 1.2+, peer verification on, CAs from `ca_file` (NULL: the system's
- * default paths). NULL and *errmsg on failure. Freed with SSL_CTX_free by the caller. */
+ * default paths), session resumption enabled (offered only to streams with a
+ * tls_resume_key). NULL and *errmsg on failure. Freed with SSL_CTX_free by the caller; every
+ * stream made with it holds a reference of its own. */
 SSL_CTX *xb_xmpp_conn_ssl_ctx(const char *ca_file, const char **errmsg);
 
 xb_xmpp_conn_t *xb_xmpp_conn_create(apr_pool_t *pool, const xb_xmpp_conn_params_t *params,

@@ -47,6 +47,7 @@ void *xb_conf_create_server(apr_pool_t *p, server_rec *s)
     sc->core.max_streams = XB_UNSET;
     sc->core.warm_streams = XB_UNSET;
     sc->core.warm_max_age = XB_UNSET;
+    sc->core.tls_resumption = XB_UNSET;
     return sc;
 }
 
@@ -340,6 +341,18 @@ static const char *set_prebind_auth(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
+static const char *set_tls_resumption(cmd_parms *cmd, void *dconf, int on)
+{
+    xb_server_conf_t *sc;
+    const char *err = global_conf(cmd, &sc);
+
+    (void)dconf;
+    if (!err) {
+        sc->core.tls_resumption = on ? 1 : 0;
+    }
+    return err;
+}
+
 static const char *set_require_site_user(cmd_parms *cmd, void *dconf, int on)
 {
     xb_dir_conf_t *dc = dconf;
@@ -500,6 +513,10 @@ const command_rec xb_directives[] = {
     NUMBER_DIRECTIVE("XmppBridgeWarmStreamMaxAge", NUM_WARM_MAX_AGE,
                      "seconds an idle warm stream is kept before it is replaced; keep it below "
                      "the XMPP server's timeout for unauthenticated streams (default 25)"),
+    AP_INIT_FLAG("XmppBridgeTLSResumption", set_tls_resumption, NULL, RSRC_CONF,
+                 "On (default): XMPP streams resume the TLS session of the last verified "
+                 "handshake with the same server and name (no certificate exchanged); Off: a "
+                 "full handshake every time"),
     AP_INIT_FLAG("XmppBridgeRequireSiteUser", set_require_site_user, NULL,
                  OR_AUTHCFG | ACCESS_CONF,
                  "On: every request of a prebound session must come from the site user that "
@@ -576,6 +593,7 @@ const xb_config_t *xb_conf_finalize(apr_pool_t *pconf, server_rec *s)
     c->max_streams = or_default(c->max_streams, XB_DEFAULT_MAX_STREAMS);
     c->warm_streams = or_default(c->warm_streams, XB_DEFAULT_WARM_STREAMS);
     c->warm_max_age = or_default(c->warm_max_age, XB_DEFAULT_WARM_MAX_AGE);
+    c->tls_resumption = or_default(c->tls_resumption, XB_DEFAULT_TLS_RESUMPTION);
     if (c->response_cache < c->max_hold + 1) {
         c->response_cache = c->max_hold + 1;
     }

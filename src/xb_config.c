@@ -55,6 +55,7 @@ static const struct {
     { "max_streams", F_UNSIGNED, offsetof(xb_config_t, max_streams) },
     { "warm_streams", F_UNSIGNED, offsetof(xb_config_t, warm_streams) },
     { "warm_max_age", F_UNSIGNED, offsetof(xb_config_t, warm_max_age) },
+    { "tls_resumption", F_UNSIGNED, offsetof(xb_config_t, tls_resumption) },
 };
 
 #define N_NUMERIC (sizeof(numeric_fields) / sizeof(numeric_fields[0]))

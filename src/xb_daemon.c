@@ -520,7 +520,32 @@ static void stream_closed(void *baton, xb_bosh_condition_t cond, const char *dat
                                   data, len, apr_time_now());
 }
 
-static const xb_xmpp_conn_events_t stream_events = { stream_element, stream_closed };
+/* Counts full and resumed TLS handshakes (status counters tls_handshakes_*). */
+static void stream_tls_established(void *baton, int resumed)
+{
+    bridge_session_t *s = baton;
+
+    xb_shm_table_count(s->d->table, resumed ? XB_CNT_TLS_RESUMED : XB_CNT_TLS_FULL, 1);
+}
+
+static const xb_xmpp_conn_events_t stream_events = { stream_element, stream_closed,
+                                                     stream_tls_established };
+
+#define TLS_RESUME_KEY_MAX 800 /* three names of at most 255 bytes (xb_config.c) and a port */
+
+/* The TLS session resumption key of `domain`'s server (see xb_tls_sessions.h): one cached
+ * session per domain, host, port and certificate name; written to `buf`. NULL: resumption
+ * is off (XmppBridgeTLSResumption). */
+static const char *tls_resume_key(const xb_daemon_t *d, const xb_domain_t *domain, char *buf,
+                                  apr_size_t len)
+{
+    if (!d->conf->tls_resumption) {
+        return NULL;
+    }
+    apr_snprintf(buf, len, "%s %s %u %s", domain->name, domain->host, (unsigned)domain->port,
+                 domain->tls_name ? domain->tls_name : domain->name);
+    return buf;
+}
 
 /* ---- XMPP socket I/O -------------------------------------------------------------------- */
 
@@ -897,6 +922,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
     apr_pool_t *pool;
     apr_time_t now = apr_time_now();
     char sid[XB_SID_HEX_LEN + 1];
+    char key[TLS_RESUME_KEY_MAX];
 
     /* What can refuse the session comes first: a warm stream is taken only for one that
      * will exist. */
@@ -946,6 +972,7 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
         params.tls = domain->tls;
         params.ssl_ctx = d->ssl_ctx;
         params.tls_name = domain->tls_name;
+        params.tls_resume_key = tls_resume_key(d, domain, key, sizeof(key));
         params.max_stanza_size = d->conf->max_stanza_size;
         params.max_depth = 64;
         s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
@@ -1136,6 +1163,7 @@ static void warm_start(xb_daemon_t *d, warm_domain_t *wd, apr_time_t now)
     apr_pool_t *pool;
     apr_status_t rv;
     char reason[120];
+    char key[TLS_RESUME_KEY_MAX];
 
     apr_pool_create(&pool, d->pool);
     s = apr_pcalloc(pool, sizeof(*s));
@@ -1153,6 +1181,7 @@ static void warm_start(xb_daemon_t *d, warm_domain_t *wd, apr_time_t now)
     params.tls = wd->domain->tls;
     params.ssl_ctx = d->ssl_ctx;
     params.tls_name = wd->domain->tls_name;
+    params.tls_resume_key = tls_resume_key(d, wd->domain, key, sizeof(key));
     params.max_stanza_size = d->conf->max_stanza_size;
     params.max_depth = 64;
     s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
@@ -1321,6 +1350,7 @@ static xb_bosh_condition_t io_open_stream(void *baton, unsigned index, const cha
     const xb_domain_t *domain = xb_config_find_domain(d->conf, to);
     xb_xmpp_conn_params_t params;
     apr_pool_t *pool;
+    char key[TLS_RESUME_KEY_MAX];
 
     if (!domain) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04400) "session %s: stream to '%.255s' refused: "
@@ -1364,6 +1394,7 @@ static xb_bosh_condition_t io_open_stream(void *baton, unsigned index, const cha
     params.tls = domain->tls;
     params.ssl_ctx = d->ssl_ctx;
     params.tls_name = domain->tls_name;
+    params.tls_resume_key = tls_resume_key(d, domain, key, sizeof(key));
     params.max_stanza_size = d->conf->max_stanza_size;
     params.max_depth = 64;
     c->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, c);

@@ -323,6 +323,8 @@ static const char *const counter_names[XB_CNT_COUNT] = {
     [XB_CNT_WARM_MISSED] = "warm_streams_missed",
     [XB_CNT_WARM_RECYCLED] = "warm_streams_recycled",
     [XB_CNT_WARM_FAILED] = "warm_streams_failed",
+    [XB_CNT_TLS_FULL] = "tls_handshakes_full",
+    [XB_CNT_TLS_RESUMED] = "tls_handshakes_resumed",
 };
 
 const char *xb_counter_name(xb_counter_t c)

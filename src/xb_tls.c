@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <apr_strings.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -22,6 +23,7 @@ struct xb_tls {
     BIO *rbio;        /* ciphertext from the peer; owned by ssl */
     BIO *wbio;        /* ciphertext for the peer; owned by ssl */
     BIO *held;        /* plaintext written before the handshake completed */
+    xb_tls_endpoint_t *endpoint; /* where this server's sessions are kept; NULL: none */
     int established;
     int failed;
     int close_sent;
@@ -75,6 +77,11 @@ static xb_tls_io_t tls_fail(xb_tls_t *t, int ssl_error)
 
     t->failed = 1;
     t->error[0] = '\0';
+    if (t->endpoint) {
+        /* The offered session, the certificate or the connection later failed: offer
+         * nothing more until a verified handshake gives a new session. */
+        xb_tls_endpoint_forget(t->endpoint);
+    }
     if (vr != X509_V_OK) {
         snprintf(t->error, sizeof(t->error), "certificate verification failed: %s (%ld)",
                  X509_verify_cert_error_string(vr), vr);
@@ -104,8 +111,114 @@ static int set_peer_name(xb_tls_t *t, const char *name)
     return SSL_set1_host(t->ssl, name) && SSL_set_tlsext_host_name(t->ssl, name);
 }
 
+/* -- session resumption ---------------------------------------------------------------- */
+
+static int ctx_cache_index = -1; /* SSL_CTX ex data: its xb_tls_sessions_t */
+static int ssl_tls_index = -1;   /* SSL ex data: its xb_tls_t, set when it has an endpoint */
+
+static void free_ctx_cache(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    xb_tls_sessions_destroy(ptr);
+}
+
+/* OpenSSL's new-session callback: a session (TLS 1.2: at the end of the handshake; TLS 1.3:
+ * each NewSessionTicket, after it) is kept only from a connection whose certificate check
+ * passed or that resumed such a session. Returns 0: OpenSSL keeps its reference, we took
+ * our own. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    xb_tls_t *t = SSL_get_ex_data(ssl, ssl_tls_index);
+
+    if (t && t->endpoint && !t->failed && SSL_get_verify_result(ssl) == X509_V_OK
+        && SSL_get0_peer_certificate(ssl) != NULL) {
+        xb_tls_endpoint_keep(t->endpoint, sess);
+    }
+    return 0;
+}
+
+int xb_tls_ctx_enable_resumption(SSL_CTX *ctx)
+{
+    xb_tls_sessions_t *cache;
+
+    if (ctx_cache_index < 0) {
+        ctx_cache_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ctx_cache);
+    }
+    if (ssl_tls_index < 0) {
+        ssl_tls_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    }
+    if (ctx_cache_index < 0 || ssl_tls_index < 0) {
+        return 0;
+    }
+    if (SSL_CTX_get_ex_data(ctx, ctx_cache_index)) {
+        return 1;
+    }
+    cache = xb_tls_sessions_create();
+    if (!cache || !SSL_CTX_set_ex_data(ctx, ctx_cache_index, cache)) {
+        xb_tls_sessions_destroy(cache);
+        return 0;
+    }
+    /* The client side of the cache, without OpenSSL's internal store (a server-side idea,
+     * keyed by session id): new sessions go to on_new_session only. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    return 1;
+}
+
+xb_tls_endpoint_t *xb_tls_ctx_endpoint(SSL_CTX *ctx, const char *key)
+{
+    xb_tls_sessions_t *cache = ctx_cache_index < 0 ? NULL
+                                                   : SSL_CTX_get_ex_data(ctx, ctx_cache_index);
+
+    return cache && key ? xb_tls_sessions_endpoint(cache, key) : NULL;
+}
+
+/* Whether the certificate `s` was verified with carries `name`, checked the way SSL_set1_host
+ * checks it (set_peer_name): a session is offered for the name it was verified for only. */
+static int session_carries_name(SSL_SESSION *s, const char *name)
+{
+    X509 *peer = SSL_SESSION_get0_peer(s);
+    ASN1_OCTET_STRING *ip;
+
+    if (!peer) {
+        return 0;
+    }
+    ip = a2i_IPADDRESS(name);
+    if (ip) {
+        ASN1_OCTET_STRING_free(ip);
+        return X509_check_ip_asc(peer, name, 0) == 1;
+    }
+    return X509_check_host(peer, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+}
+
+static void offer_session(xb_tls_t *t, xb_tls_endpoint_t *endpoint, const char *server_name)
+{
+    SSL_SESSION *sess;
+
+    if (!SSL_set_ex_data(t->ssl, ssl_tls_index, t)) {
+        return; /* no callback could find us: no resumption for this one */
+    }
+    t->endpoint = endpoint;
+    sess = xb_tls_endpoint_session(endpoint, time(NULL));
+    if (sess && (!session_carries_name(sess, server_name) || SSL_set_session(t->ssl, sess) != 1)) {
+        xb_tls_endpoint_forget(endpoint);
+    }
+}
+
 xb_tls_t *xb_tls_create(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
                         const char **errmsg)
+{
+    return xb_tls_create_resumable(pool, ctx, server_name, NULL, errmsg);
+}
+
+int xb_tls_resumed(const xb_tls_t *t)
+{
+    return t->ssl && t->established && SSL_session_reused(t->ssl);
+}
+
+xb_tls_t *xb_tls_create_resumable(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
+                                  xb_tls_endpoint_t *endpoint, const char **errmsg)
 {
     xb_tls_t *t = apr_pcalloc(pool, sizeof(*t));
 
@@ -138,6 +251,10 @@ xb_tls_t *xb_tls_create(apr_pool_t *pool, SSL_CTX *ctx, const char *server_name,
         xb_tls_destroy(t);
         ERR_clear_error();
         return NULL;
+    }
+    if (endpoint) {
+        offer_session(t, endpoint, server_name);
+        ERR_clear_error();
     }
     return t;
 }

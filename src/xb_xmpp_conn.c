@@ -61,6 +61,7 @@ struct xb_xmpp_conn {
     int destroyed;
     xb_xmpp_framer_t *framer;
     xb_tls_t *tls;
+    xb_tls_endpoint_t *tls_endpoint; /* sessions to resume; NULL: none */
     xb_buf_t out;           /* for the socket (ciphertext once TLS is on) */
     xb_buf_t early;         /* client data that came before the stream was ready */
     xb_buf_t tmp;           /* stream headers under construction */
@@ -266,6 +267,16 @@ static void tls_step(xb_xmpp_conn_t *c)
     }
     xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(03002) "XMPP stream to %s: TLS established (%s)",
            c->params.domain, xb_tls_describe(c->tls));
+    xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(03200) "XMPP stream to %s: %s", c->params.domain,
+           xb_tls_resumed(c->tls) ? "TLS session resumed (no certificate exchanged)"
+           : c->tls_endpoint ? "full TLS handshake, certificate verified"
+                             : "full TLS handshake, certificate verified (resumption off)");
+    if (c->events.tls_established) {
+        c->events.tls_established(c->baton, xb_tls_resumed(c->tls));
+        if (c->state == ST_CLOSED || c->destroy_pending) {
+            return;
+        }
+    }
     /* RFC 6120 §5.4.3.3: a new stream over TLS; the framer forgets the old one. */
     xb_xmpp_framer_reset(c->framer);
     send_header(c);
@@ -279,7 +290,8 @@ static void begin_tls(xb_xmpp_conn_t *c)
     const char *err = "no TLS client context configured";
 
     if (c->params.ssl_ctx) {
-        c->tls = xb_tls_create(c->pool, c->params.ssl_ctx, tls_name(c), &err);
+        c->tls = xb_tls_create_resumable(c->pool, c->params.ssl_ctx, tls_name(c),
+                                         c->tls_endpoint, &err);
     }
     if (!c->tls) {
         finish(c, XB_COND_REMOTE_CONNECTION_FAILED, NULL, 0, "cannot start TLS: %s", err);
@@ -489,6 +501,10 @@ static apr_status_t conn_cleanup(void *data)
         xb_tls_destroy(c->tls);
         c->tls = NULL;
     }
+    if (c->params.ssl_ctx) {
+        SSL_CTX_free(c->params.ssl_ctx); /* our reference (create) */
+        c->params.ssl_ctx = NULL;
+    }
     xb_buf_free(&c->out);
     xb_buf_free(&c->early);
     xb_buf_free(&c->tmp);
@@ -524,6 +540,7 @@ xb_xmpp_conn_t *xb_xmpp_conn_create(apr_pool_t *pool, const xb_xmpp_conn_params_
     c->params.domain = apr_pstrdup(pool, params->domain ? params->domain : "");
     c->params.xml_lang = params->xml_lang ? apr_pstrdup(pool, params->xml_lang) : NULL;
     c->params.tls_name = params->tls_name ? apr_pstrdup(pool, params->tls_name) : NULL;
+    c->params.tls_resume_key = NULL; /* resolved to its endpoint below, not kept */
     c->events = *events;
     c->baton = baton;
     c->state = ST_INIT;
@@ -531,6 +548,15 @@ xb_xmpp_conn_t *xb_xmpp_conn_create(apr_pool_t *pool, const xb_xmpp_conn_params_
                                       &framer_events, c);
     if (!c->framer) {
         return NULL;
+    }
+    /* The context must outlive the stream, whatever its owner does with it meanwhile (a new
+     * configuration replaces the daemon's): the endpoint lives in the context's cache. */
+    if (c->params.ssl_ctx && !SSL_CTX_up_ref(c->params.ssl_ctx)) {
+        xb_xmpp_framer_destroy(c->framer);
+        return NULL;
+    }
+    if (c->params.ssl_ctx && params->tls_resume_key && c->params.tls != XB_TLS_NONE) {
+        c->tls_endpoint = xb_tls_ctx_endpoint(c->params.ssl_ctx, params->tls_resume_key);
     }
     apr_pool_cleanup_register(pool, c, conn_cleanup, apr_pool_cleanup_null);
     return c;
@@ -766,6 +792,12 @@ SSL_CTX *xb_xmpp_conn_ssl_ctx(const char *ca_file, const char **errmsg)
                               : "cannot load the system's CA certificates", ca_file);
         *errmsg = ca_file ? "cannot load the CA file (see the error log for OpenSSL's reason)"
                           : "cannot load the system's CA certificates";
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (!xb_tls_ctx_enable_resumption(ctx)) {
+        log_ssl_queue("cannot set up TLS session resumption", NULL);
+        *errmsg = "out of memory setting up TLS session resumption";
         SSL_CTX_free(ctx);
         return NULL;
     }

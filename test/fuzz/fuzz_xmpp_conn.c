@@ -78,7 +78,7 @@ static void on_closed(void *baton, xb_bosh_condition_t cond, const char *data, a
     s->cond = cond;
 }
 
-static const xb_xmpp_conn_events_t events = { on_element, on_closed };
+static const xb_xmpp_conn_events_t events = { on_element, on_closed, NULL };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -71,6 +71,8 @@ BAD_VALUES = [
     ("<Location /x>\nXmppBridgeMaxWait 10\n</Location>", "XmppBridgeMaxWait"),
     ("XmppBridgeMaxStreams 0", "XmppBridgeMaxStreams"),
     ("XmppBridgeMaxStreams 17", "XmppBridgeMaxStreams"),
+    ("XmppBridgeTLSResumption maybe", "XmppBridgeTLSResumption"),
+    ("<Location /x>\nXmppBridgeTLSResumption Off\n</Location>", "XmppBridgeTLSResumption"),
 ]
 
 

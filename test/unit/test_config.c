@@ -50,6 +50,7 @@ static xb_config_t *sample(void)
     c->gzip = 1;
     c->warm_streams = 4;
     c->warm_max_age = 17;
+    c->tls_resumption = 1;
     return c;
 }
 
@@ -80,6 +81,7 @@ static void test_round_trip(void **state)
     assert_int_equal(out->gzip, 1);
     assert_int_equal(out->warm_streams, 4);
     assert_int_equal(out->warm_max_age, 17);
+    assert_int_equal(out->tls_resumption, 1);
     assert_string_equal(out->ca_file, "/etc/ssl/ca.pem");
     assert_string_equal(out->socket_path, "/run/apache2/xmpp-bridge.1.sock");
     assert_null(out->token_key_file);

@@ -166,6 +166,8 @@ typedef struct {
     BIO *srv_in;         /* ciphertext from the client */
     BIO *srv_out;        /* ciphertext to the client */
     int srv_got_close_notify;
+    int ntls;            /* tls_established events */
+    int resumed;         /* ... the last one's flag */
     char *got;           /* plaintext the server received, since the last take_got() */
     int byte_by_byte;    /* feed the connection one byte at a time */
     apr_size_t write_chunk; /* "socket" writes of at most this many bytes; 0: all */
@@ -200,7 +202,14 @@ static void ev_closed(void *b, xb_bosh_condition_t cond, const char *data, apr_s
     }
 }
 
-static const xb_xmpp_conn_events_t events = { ev_element, ev_closed };
+static void ev_tls(void *b, int resumed)
+{
+    fx_t *fx = b;
+    fx->ntls++;
+    fx->resumed = resumed;
+}
+
+static const xb_xmpp_conn_events_t events = { ev_element, ev_closed, ev_tls };
 
 static fx_t *fx_new(void **state, xb_tls_mode_t tls)
 {
@@ -355,12 +364,23 @@ static void server_send(fx_t *fx, const char *text)
     pump(fx);
 }
 
+static SSL_CTX *server_ctx(const ident_t *id)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, id->cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, id->key), 1);
+    return ctx;
+}
+
+/* With fx->srv_ctx already set (a server kept across streams: its ticket key), `id` is not
+ * used. */
 static void server_start_tls(fx_t *fx, const ident_t *id)
 {
-    fx->srv_ctx = SSL_CTX_new(TLS_server_method());
-    assert_non_null(fx->srv_ctx);
-    assert_int_equal(SSL_CTX_use_certificate(fx->srv_ctx, id->cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(fx->srv_ctx, id->key), 1);
+    if (!fx->srv_ctx) {
+        fx->srv_ctx = server_ctx(id);
+    }
     fx->srv = SSL_new(fx->srv_ctx);
     fx->srv_in = BIO_new(BIO_s_mem());
     fx->srv_out = BIO_new(BIO_s_mem());
@@ -949,6 +969,151 @@ static void test_old_server_version(void **state)
     assert_int_equal(fx->cond, XB_COND_REMOTE_CONNECTION_FAILED);
 }
 
+/* -- TLS session resumption ------------------------------------------------------------------ */
+
+/* A fixture of its own (freed with fx_free) for one stream to the server `srv_ctx`, kept
+ * across streams as a real server keeps its ticket key, up to the post-TLS features (and the
+ * tickets the server sends after the handshake) or the failure. */
+static fx_t *dial(SSL_CTX *srv_ctx, const char *key, const char *tls_name)
+{
+    void *state;
+    fx_t *fx = fx_new(&state, XB_TLS_STARTTLS);
+
+    fx->params.tls_resume_key = key;
+    fx->params.tls_name = tls_name;
+    assert_int_equal(SSL_CTX_up_ref(srv_ctx), 1);
+    fx->srv_ctx = srv_ctx;
+    fx_conn(fx);
+    negotiate_to_tls(fx, NULL);
+    if (fx->nclosed == 0) {
+        assert_true(xb_xmpp_conn_is_ready(fx->conn));
+        assert_string_equal(take_got(fx), CLIENT_HEADER);
+        server_send(fx, SRV_HEADER FEATURES_SASL);
+        assert_int_equal(fx->nelems, 1);
+    }
+    return fx;
+}
+
+static void fx_free(fx_t *fx)
+{
+    void *state = fx;
+    fx_teardown(&state);
+}
+
+/* The first stream to a server does the full handshake and keeps the server's ticket; the
+ * next ones to the same endpoint resume it (no certificate) and work as usual; another
+ * endpoint (another key) does not get it. */
+static void test_tls_resumption(void **state)
+{
+    SSL_CTX *srv = server_ctx(&srv1);
+    fx_t *fx;
+    int i;
+
+    (void)state;
+    fx = dial(srv, "resume-a", NULL);
+    assert_int_equal(fx->ntls, 1);
+    assert_int_equal(fx->resumed, 0);
+    fx_free(fx);
+    for (i = 0; i < 3; i++) {
+        fx = dial(srv, "resume-a", NULL);
+        assert_int_equal(fx->nclosed, 0);
+        assert_int_equal(fx->ntls, 1);
+        assert_int_equal(fx->resumed, 1);
+        /* Stanzas both ways over the resumed session. */
+        xb_xmpp_conn_send(fx->conn, "<presence xmlns='jabber:client'/>", 33);
+        assert_string_equal(take_got(fx), "<presence xmlns='jabber:client'/>");
+        server_send(fx, "<message from='a@" DOMAIN "'><body>hi</body></message>");
+        assert_int_equal(fx->nelems, 2);
+        fx_free(fx);
+    }
+    fx = dial(srv, "resume-b", NULL);
+    assert_int_equal(fx->resumed, 0);
+    fx_free(fx);
+    /* Without a key: never resumed. */
+    fx = dial(srv, NULL, NULL);
+    assert_int_equal(fx->ntls, 1);
+    assert_int_equal(fx->resumed, 0);
+    fx_free(fx);
+    SSL_CTX_free(srv);
+}
+
+/* A session is offered only for the name its certificate was verified for: the same key with
+ * another name (which the server's certificate does not carry) gets a full handshake, which
+ * fails on the name, although this server would have accepted the session. The failure drops
+ * the endpoint's session. */
+static void test_tls_resumption_checks_name(void **state)
+{
+    SSL_CTX *srv = server_ctx(&srv1);
+    fx_t *fx;
+
+    (void)state;
+    fx_free(dial(srv, "resume-name", NULL));
+    fx = dial(srv, "resume-name", "xmpp.other.example");
+    assert_int_equal(fx->nclosed, 1);
+    assert_int_equal(fx->ntls, 0);
+    assert_non_null(strstr(fx->why, "hostname mismatch"));
+    fx_free(fx);
+    fx = dial(srv, "resume-name", NULL);
+    assert_int_equal(fx->nclosed, 0);
+    assert_int_equal(fx->resumed, 0); /* dropped by the failure */
+    fx_free(fx);
+    SSL_CTX_free(srv);
+}
+
+/* A server that does not know the session (another ticket key) and presents a certificate of
+ * an untrusted CA is refused as without resumption, and the session is dropped. */
+static void test_tls_resumption_dropped_on_failure(void **state)
+{
+    SSL_CTX *srv = server_ctx(&srv1), *other = server_ctx(&srv2);
+    fx_t *fx;
+
+    (void)state;
+    fx_free(dial(srv, "resume-fail", NULL));
+    fx = dial(srv, "resume-fail", NULL);
+    assert_int_equal(fx->resumed, 1);
+    fx_free(fx);
+    fx = dial(other, "resume-fail", NULL);
+    assert_int_equal(fx->nclosed, 1);
+    assert_int_equal(fx->ntls, 0);
+    assert_non_null(strstr(fx->why, "unable to get local issuer certificate"));
+    fx_free(fx);
+    fx = dial(srv, "resume-fail", NULL);
+    assert_int_equal(fx->nclosed, 0);
+    assert_int_equal(fx->resumed, 0);
+    fx_free(fx);
+    SSL_CTX_free(srv);
+    SSL_CTX_free(other);
+}
+
+/* The cache ends with its context: a stream made from a context its owner has let go (a new
+ * configuration) still works and resumes within that context. */
+static void test_tls_resumption_context_outlives_owner(void **state)
+{
+    SSL_CTX *srv = server_ctx(&srv1), *saved = client_ctx;
+    const char *err = NULL;
+    fx_t *fx;
+
+    (void)state;
+    client_ctx = xb_xmpp_conn_ssl_ctx(ca1_path, &err);
+    assert_non_null(client_ctx);
+    fx_free(dial(srv, "resume-ctx", NULL));
+    {
+        void *st;
+        fx = fx_new(&st, XB_TLS_STARTTLS);
+        fx->params.tls_resume_key = "resume-ctx";
+        assert_int_equal(SSL_CTX_up_ref(srv), 1);
+        fx->srv_ctx = srv;
+        fx_conn(fx);
+    }
+    SSL_CTX_free(client_ctx); /* the owner's reference; the stream keeps its own */
+    client_ctx = saved;
+    negotiate_to_tls(fx, NULL);
+    assert_int_equal(fx->nclosed, 0);
+    assert_int_equal(fx->resumed, 1);
+    fx_free(fx);
+    SSL_CTX_free(srv);
+}
+
 #define T(name) cmocka_unit_test_teardown(name, fx_teardown)
 
 int main(void)
@@ -983,6 +1148,10 @@ int main(void)
         T(test_close_before_and_during_tls),
         T(test_old_server_version),
         cmocka_unit_test(test_ssl_ctx_bad_ca_file),
+        cmocka_unit_test(test_tls_resumption),
+        cmocka_unit_test(test_tls_resumption_checks_name),
+        cmocka_unit_test(test_tls_resumption_dropped_on_failure),
+        cmocka_unit_test(test_tls_resumption_context_outlives_owner),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -21,7 +21,10 @@ Scenarios (what the fake does with each connection it accepts):
 
 With tls_cert=(cert_path, key_path) the `open` scenario offers <starttls/> (required),
 answers <proceed/>, and runs the TLS handshake with that certificate; .tls_ok / .tls_error of
-each connection say how it went. Everything is bounded in time; stop() closes every socket.
+each connection say how it went, .tls_resumed whether the client resumed a TLS session. One
+server context serves all of a fake's connections (its session tickets stay valid, as with a
+real server); tls_context=<ssl.SSLContext> shares one between fakes (and its certificate:
+tls_cert is then only the switch for STARTTLS), as one server process holding several names. Everything is bounded in time; stop() closes every socket.
 """
 import socket
 import ssl
@@ -41,22 +44,31 @@ GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n\r\n"
            b"<html><body>400 & bad</body>\x01\x02 \xc3\x28</html>\r\n")
 
 
+def server_context(tls_cert):
+    """A TLS server context with the certificate (cert_path, key_path)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls_cert)
+    return ctx
+
+
 class FakeConnection:
     def __init__(self, sock, addr):
         self.sock = sock
         self.addr = addr
         self.received = b""      # everything the module sent (plaintext after TLS)
         self.tls_ok = False
+        self.tls_resumed = False
         self.tls_error = None
         self.closed = False
 
 
 class FakeXmpp:
     def __init__(self, scenario, domain, tls_cert=None, after_open="echo", oversize=100000,
-                 timeout=30.0):
+                 timeout=30.0, tls_context=None):
         self.scenario = scenario
         self.domain = domain
         self.tls_cert = tls_cert
+        self.tls_context = tls_context
         self.after_open = after_open
         self.oversize = oversize
         self.timeout = timeout
@@ -225,12 +237,15 @@ class FakeXmpp:
                 return
             self._recv_until(c, b">")
             self._send(c, "<proceed xmlns='%s'/>" % NS_TLS)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(*self.tls_cert)
+            with self._lock:
+                if self.tls_context is None:
+                    self.tls_context = server_context(self.tls_cert)
+                ctx = self.tls_context
             c.sock.settimeout(10)
             try:
                 c.sock = ctx.wrap_socket(c.sock, server_side=True)
                 c.tls_ok = True
+                c.tls_resumed = c.sock.session_reused
             except (ssl.SSLError, OSError) as e:
                 c.tls_error = repr(e)
                 return
