@@ -2,8 +2,9 @@
  *
  * One anonymous segment, created once by the httpd parent and inherited by every child and the
  * daemon. The daemon is the only writer of session rows; children read them to reject unknown
- * SIDs and out-of-window RIDs without a round trip, and to render the status page. Every access
- * holds the global mutex briefly, never across I/O. Rows are found by open addressing on the
+ * SIDs and out-of-window RIDs without a round trip, and to render the status page. Writers
+ * and the status page hold the global mutex briefly, never across I/O; a child's look-up of one
+ * row takes no lock (a seqlock per row, xb_shm_table.c). Rows are found by open addressing on the
  * SID (SIDs are random, so their first hex digits are a good hash).
  */
 #ifndef XB_SHM_TABLE_H

@@ -44,6 +44,14 @@ typedef struct xb_xml_restrict {
  * XB_XML_NS_SEP. NULL when out of memory. The caller installs the restrictions. */
 XML_Parser xb_xml_restrict_parser_create(int namespaces);
 
+/* A namespace-mode parser as xb_xml_restrict_parser_create(1) makes, taken from the ones this
+ * process keeps for reuse (or a new one), with triplets off and a fresh hash salt. The caller
+ * installs the restrictions and its handlers, parses one document and gives it back with
+ * xb_xml_restrict_ns_parser_give (`parsed`: the bytes fed; a parser that read a large input
+ * is freed rather than kept with its buffer). Thread-safe. NULL when out of memory. */
+XML_Parser xb_xml_restrict_ns_parser_take(void);
+void xb_xml_restrict_ns_parser_give(XML_Parser xp, apr_size_t parsed);
+
 /* Makes `ud` (the caller's context, starting with an xb_xml_restrict_t) the parser's user data
  * and refuses DOCTYPEs, entity declarations, processing instructions and comments through
  * ud->refuse; parameter entities are never parsed. Call again after XML_ParserReset. */
@@ -55,5 +63,8 @@ void xb_xml_restrict_install(XML_Parser xp, xb_xml_restrict_t *ud);
  * (fuzzer finding, test_regress_utf16), and the raw bytes relayed would no longer be what it
  * parsed. */
 int xb_xml_has_foreign_bytes(const char *data, apr_size_t len);
+
+/* The offset of the first such byte in `data`, `len` when there is none. */
+apr_size_t xb_xml_foreign_byte_offset(const char *data, apr_size_t len);
 
 #endif

@@ -625,14 +625,14 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     }
 
     /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
-    ctx.parser = xb_xml_restrict_parser_create(1);
+    ctx.parser = xb_xml_restrict_ns_parser_take();
     if (!ctx.parser) {
         *errmsg = "cannot create XML parser";
         return XB_BODY_MALFORMED;
     }
     setup_parser(&ctx);
     run_parser(&ctx);
-    XML_ParserFree(ctx.parser);
+    xb_xml_restrict_ns_parser_give(ctx.parser, ctx.len);
     ctx.parser = NULL;
 
     if (ctx.status != XB_BODY_OK) {

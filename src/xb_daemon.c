@@ -648,8 +648,9 @@ static void session_read(bridge_session_t *s)
             session_quickack(s);
             xb_xmpp_conn_feed(s->xmpp, buf, n);
         }
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            return;
+        if (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && n < sizeof(buf))) {
+            return; /* drained (a short read): no recv just to hear EAGAIN; the pollset is
+                     * level-triggered, so what arrives later wakes us again */
         }
         if (rv != APR_SUCCESS) {
             session_close_socket(s);
@@ -2106,8 +2107,8 @@ static void conn_read(ipc_conn_t *conn)
             conn_close(conn);
             return;
         }
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            break;
+        if (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && n < sizeof(buf))) {
+            break; /* drained, as in session_read; an end that follows wakes us again */
         }
         if (rv != APR_SUCCESS) {
             at_eof = 1;

@@ -8,9 +8,13 @@
 
 #define XB_SHM_MAGIC UINT32_C(0x58425348) /* "XBSH" */
 
+/* Children read rows without the mutex (a seqlock): the writer (the daemon, under the mutex)
+ * makes `seq` odd, changes the row, makes it even again; a reader copies the row and keeps the
+ * copy only when `seq` was even and unchanged around it. Moving rows (compaction, clearing)
+ * does the same with the header's `layout_seq`. */
 typedef struct shm_row {
     uint32_t state; /* xb_row_state_t */
-    uint32_t pad;
+    uint32_t seq;
     xb_shm_session_t s;
 } shm_row_t;
 
@@ -22,7 +26,7 @@ typedef struct shm_header {
     uint32_t tombstones;
     uint32_t daemon_pid;
     uint32_t daemon_restarts;
-    uint32_t pad;
+    uint32_t layout_seq; /* odd while rows move (see shm_row_t) */
     apr_time_t daemon_started;
     uint64_t sessions_created;
     uint64_t sessions_ended;
@@ -103,6 +107,36 @@ static void unlock(xb_shm_table_t *t)
     apr_global_mutex_unlock(t->mutex);
 }
 
+/* ---- the seqlock (see shm_row_t) ---- */
+
+static void seq_write_begin(uint32_t *seq)
+{
+    __atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* odd before any change of the row */
+}
+
+static void seq_write_end(uint32_t *seq)
+{
+    __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); /* the changes before even */
+}
+
+static uint32_t seq_read_begin(const uint32_t *seq)
+{
+    return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+}
+
+/* True when nothing was written between seq_read_begin (which returned `begin`) and now. */
+static int seq_read_valid(const uint32_t *seq, uint32_t begin)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the reads of the row before the check */
+    return !(begin & 1) && __atomic_load_n(seq, __ATOMIC_RELAXED) == begin;
+}
+
+static void set_state(shm_row_t *row, uint32_t state)
+{
+    __atomic_store_n(&row->state, state, __ATOMIC_RELAXED);
+}
+
 static uint32_t sid_hash(const char *sid)
 {
     /* FNV-1a: SIDs are already random, this only spreads them over the slots. */
@@ -162,8 +196,10 @@ apr_status_t xb_shm_table_insert(xb_shm_table_t *t, const xb_shm_session_t *sess
         if (free_row->state == XB_ROW_DELETED) {
             t->hdr->tombstones--;
         }
+        seq_write_begin(&free_row->seq);
         free_row->s = *session;
-        free_row->state = XB_ROW_LIVE;
+        set_state(free_row, XB_ROW_LIVE);
+        seq_write_end(&free_row->seq);
         t->hdr->live++;
         t->hdr->sessions_created++;
     }
@@ -181,11 +217,13 @@ apr_status_t xb_shm_table_update_window(xb_shm_table_t *t, const char *sid, uint
     lock(t);
     row = probe(t, sid, NULL);
     if (row) {
+        seq_write_begin(&row->seq);
         row->s.rid_hi = rid_hi;
         row->s.rid_lo = rid_lo;
         row->s.requests = requests;
         row->s.held = held;
         row->s.last_activity = now;
+        seq_write_end(&row->seq);
         rv = APR_SUCCESS;
     }
     unlock(t);
@@ -209,13 +247,16 @@ static void compact(xb_shm_table_t *t)
             live[kept++] = t->rows[i];
         }
     }
+    seq_write_begin(&t->hdr->layout_seq);
     memset(t->rows, 0, (apr_size_t)n * sizeof(shm_row_t));
     t->hdr->tombstones = 0;
     for (i = 0; i < kept; i++) {
         shm_row_t *dest;
         probe(t, live[i].s.sid, &dest);
         *dest = live[i];
+        dest->seq = 0;
     }
+    seq_write_end(&t->hdr->layout_seq);
     free(live);
 }
 
@@ -227,8 +268,10 @@ apr_status_t xb_shm_table_remove(xb_shm_table_t *t, const char *sid)
     lock(t);
     row = probe(t, sid, NULL);
     if (row) {
-        row->state = XB_ROW_DELETED;
+        seq_write_begin(&row->seq);
+        set_state(row, XB_ROW_DELETED);
         memset(&row->s, 0, sizeof(row->s));
+        seq_write_end(&row->seq);
         t->hdr->live--;
         t->hdr->tombstones++;
         t->hdr->sessions_ended++;
@@ -245,7 +288,9 @@ void xb_shm_table_clear(xb_shm_table_t *t)
 {
     lock(t);
     t->hdr->sessions_ended += t->hdr->live;
+    seq_write_begin(&t->hdr->layout_seq);
     memset(t->rows, 0, (apr_size_t)t->hdr->slots * sizeof(shm_row_t));
+    seq_write_end(&t->hdr->layout_seq);
     t->hdr->live = 0;
     t->hdr->tombstones = 0;
     unlock(t);
@@ -262,13 +307,64 @@ void xb_shm_table_note_daemon(xb_shm_table_t *t, uint32_t pid, apr_time_t starte
     unlock(t);
 }
 
+/* probe() for a reader without the mutex: a row may change under it, so the SID is compared
+ * within its fixed size (never past the row) and the state is read once. The caller validates
+ * what it found with the seqlock. */
+static shm_row_t *probe_unlocked(xb_shm_table_t *t, const char *sid)
+{
+    uint32_t n = t->hdr->slots;
+    uint32_t i = sid_hash(sid) % n;
+    uint32_t step;
+
+    for (step = 0; step < n; step++, i = (i + 1) % n) {
+        shm_row_t *row = &t->rows[i];
+        uint32_t state = __atomic_load_n(&row->state, __ATOMIC_RELAXED);
+        if (state == XB_ROW_FREE) {
+            return NULL;
+        }
+        if (state == XB_ROW_LIVE && memcmp(row->s.sid, sid, XB_SID_HEX_LEN + 1) == 0) {
+            return row;
+        }
+    }
+    return NULL;
+}
+
+/* Attempts before a reader gives up on the seqlock and takes the mutex: each retry means the
+ * daemon wrote that very row (or moved rows) during a copy of a few hundred bytes. */
+#define LOOKUP_TRIES 16
+
 apr_status_t xb_shm_table_lookup(xb_shm_table_t *t, const char *sid, xb_shm_session_t *session)
 {
     shm_row_t *row;
     apr_status_t rv = APR_NOTFOUND;
+    int tries;
 
     if (strlen(sid) != XB_SID_HEX_LEN) {
         return APR_NOTFOUND;
+    }
+    /* Every BOSH request looks its session up: without the mutex, children never wait for each
+     * other or for the daemon, and the daemon never waits for a child that was descheduled
+     * while holding it. */
+    for (tries = 0; tries < LOOKUP_TRIES; tries++) {
+        uint32_t layout = seq_read_begin(&t->hdr->layout_seq);
+        uint32_t seq = 0;
+
+        if (layout & 1) {
+            continue;
+        }
+        row = probe_unlocked(t, sid);
+        if (row) {
+            seq = seq_read_begin(&row->seq);
+            memcpy(session, &row->s, sizeof(*session));
+            if (!seq_read_valid(&row->seq, seq)
+                || __atomic_load_n(&row->state, __ATOMIC_RELAXED) != XB_ROW_LIVE
+                || memcmp(session->sid, sid, XB_SID_HEX_LEN + 1) != 0) {
+                continue; /* written meanwhile, or the row now holds another session */
+            }
+        }
+        if (seq_read_valid(&t->hdr->layout_seq, layout)) {
+            return row ? APR_SUCCESS : APR_NOTFOUND;
+        }
     }
     lock(t);
     row = probe(t, sid, NULL);
@@ -347,7 +443,9 @@ apr_status_t xb_shm_table_set_flags(xb_shm_table_t *t, const char *sid, uint32_t
     lock(t);
     row = probe(t, sid, NULL);
     if (row) {
+        seq_write_begin(&row->seq);
         row->s.flags |= flags;
+        seq_write_end(&row->seq);
         rv = APR_SUCCESS;
     }
     unlock(t);

@@ -461,10 +461,7 @@ apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size
     f->busy = 1;
     /* Bytes before a foreign byte are framed as usual (what is delivered must not depend on
      * how the stream was split into reads); the foreign byte then ends the stream. */
-    good = 0;
-    while (good < len && !xb_xml_has_foreign_bytes(data + good, 1)) {
-        good++;
-    }
+    good = xb_xml_foreign_byte_offset(data, len);
     foreign = good < len;
     len = good;
     while (len > 0 && !halted(f)) {

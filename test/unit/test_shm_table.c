@@ -11,6 +11,8 @@
 #include <apr_general.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
 
 #include "xb_ipc.h"
 #include "xb_shm_table.h"
@@ -198,6 +200,108 @@ static void test_ipc_rejects_bad_frames(void **state)
     assert_int_equal(xb_ipc_reader_feed(r, big, len), APR_ENOSPC);
 }
 
+/* ---- look-ups without the mutex (seqlock) ---- */
+
+typedef struct {
+    xb_shm_table_t *t;
+    const char *sid;
+    volatile int done;
+    volatile int stop;
+    apr_status_t rv;
+} lookup_job_t;
+
+static void *APR_THREAD_FUNC lookup_thread(apr_thread_t *th, void *data)
+{
+    lookup_job_t *job = data;
+    xb_shm_session_t got;
+
+    job->rv = xb_shm_table_lookup(job->t, job->sid, &got);
+    job->done = 1;
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+
+/* A child's look-up must not wait for the mutex: while the daemon (or a status page) holds it,
+ * BOSH requests still find their row. With a locking look-up this thread never finishes. */
+static void test_lookup_takes_no_lock(void **state)
+{
+    xb_shm_table_t *t = new_table(8);
+    xb_shm_session_t row = row_for(7);
+    lookup_job_t job;
+    apr_thread_t *th;
+    apr_status_t rv;
+    int i, done_while_locked;
+
+    (void)state;
+    assert_int_equal(xb_shm_table_insert(t, &row), APR_SUCCESS);
+    memset(&job, 0, sizeof(job));
+    job.t = t;
+    job.sid = row.sid;
+    assert_int_equal(apr_global_mutex_lock(mutex), APR_SUCCESS);
+    assert_int_equal(apr_thread_create(&th, NULL, lookup_thread, &job, pool), APR_SUCCESS);
+    for (i = 0; i < 500 && !job.done; i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    done_while_locked = job.done;
+    apr_global_mutex_unlock(mutex);
+    assert_true(done_while_locked);
+    apr_thread_join(&rv, th);
+    assert_int_equal(job.rv, APR_SUCCESS);
+}
+
+static void *APR_THREAD_FUNC writer_thread(apr_thread_t *th, void *data)
+{
+    lookup_job_t *job = data;
+    uint64_t k;
+    unsigned n = 100;
+
+    for (k = 1; !job->stop && k < 400000; k++) {
+        xb_shm_table_update_window(job->t, job->sid, k, k, (uint32_t)k, (uint32_t)k,
+                                   (apr_time_t)k);
+        if (k % 64 == 0) {
+            /* Churn on other rows: tombstones, then compactions that move every row. */
+            xb_shm_session_t other = row_for(n++);
+            xb_shm_table_insert(job->t, &other);
+            xb_shm_table_remove(job->t, other.sid);
+        }
+    }
+    job->done = 1;
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+
+/* While the daemon rewrites a row and moves rows, a reader sees every copy whole: all fields
+ * from the same update, never a torn mix, and the row always found. */
+static void test_lookup_sees_whole_rows(void **state)
+{
+    xb_shm_table_t *t = new_table(16);
+    xb_shm_session_t row = row_for(3), got;
+    lookup_job_t job;
+    apr_thread_t *th;
+    apr_status_t rv;
+    unsigned reads = 0;
+
+    (void)state;
+    assert_int_equal(xb_shm_table_insert(t, &row), APR_SUCCESS);
+    memset(&job, 0, sizeof(job));
+    job.t = t;
+    job.sid = row.sid;
+    assert_int_equal(apr_thread_create(&th, NULL, writer_thread, &job, pool), APR_SUCCESS);
+    while (!job.done && reads < 2000000) {
+        assert_int_equal(xb_shm_table_lookup(t, row.sid, &got), APR_SUCCESS);
+        assert_string_equal(got.sid, row.sid);
+        if (got.rid_hi != 1003) { /* 1003: before the first update */
+            assert_true(got.rid_lo == got.rid_hi && got.requests == (uint32_t)got.rid_hi
+                        && got.held == (uint32_t)got.rid_hi
+                        && got.last_activity == (apr_time_t)got.rid_hi);
+        }
+        reads++;
+    }
+    job.stop = 1;
+    apr_thread_join(&rv, th);
+    assert_true(reads > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_clear_and_attach),
         cmocka_unit_test(test_ipc_frames_split_anywhere),
         cmocka_unit_test(test_ipc_rejects_bad_frames),
+        cmocka_unit_test(test_lookup_takes_no_lock),
+        cmocka_unit_test(test_lookup_sees_whole_rows),
     };
     int rc;
 
