@@ -16,7 +16,7 @@
 #include <apr_time.h>
 
 #define XB_SID_HEX_LEN 32 /* 128 random bits */
-#define XB_SHM_LAYOUT_VERSION 5
+#define XB_SHM_LAYOUT_VERSION 6 /* 5 on two branches: row seqlocks; TLS handshake counters */
 #define XB_DOMAIN_MAX 128
 
 typedef enum {
