@@ -547,6 +547,44 @@ static const char *tls_resume_key(const xb_daemon_t *d, const xb_domain_t *domai
     return buf;
 }
 
+/* A new stream object (a BOSH session's stream, an added §16 stream or a warm stream) in a
+ * pool of its own under the daemon's, so that it can be reaped on its own; its timer names
+ * it, so that a deadline that comes finds it. */
+static bridge_session_t *stream_object_new(xb_daemon_t *d)
+{
+    apr_pool_t *pool;
+    bridge_session_t *s;
+
+    apr_pool_create(&pool, d->pool);
+    s = apr_pcalloc(pool, sizeof(*s));
+    s->kind = FD_XMPP;
+    s->d = d;
+    s->timer.data = s;
+    s->pool = pool;
+    return s;
+}
+
+/* The XMPP stream of `s` to `domain`'s server, with the limits and TLS settings every stream
+ * of the daemon uses. xml_lang: the client's, or NULL (a warm stream: nobody asked yet). */
+static xb_xmpp_conn_t *stream_conn_create(bridge_session_t *s, const xb_domain_t *domain,
+                                          const char *xml_lang)
+{
+    xb_daemon_t *d = s->d;
+    xb_xmpp_conn_params_t params;
+    char key[TLS_RESUME_KEY_MAX];
+
+    memset(&params, 0, sizeof(params));
+    params.domain = domain->name; /* `to`: the configured domain */
+    params.xml_lang = xml_lang;
+    params.tls = domain->tls;
+    params.ssl_ctx = d->ssl_ctx;
+    params.tls_name = domain->tls_name;
+    params.tls_resume_key = tls_resume_key(d, domain, key, sizeof(key));
+    params.max_stanza_size = d->conf->max_stanza_size;
+    params.max_depth = 64;
+    return xb_xmpp_conn_create(s->pool, &params, &stream_events, s);
+}
+
 /* ---- XMPP socket I/O -------------------------------------------------------------------- */
 
 /* Read the stream unless the browser side is full (backpressure). While a prebind login runs
@@ -917,13 +955,10 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
                                      const xb_bosh_body_t *creation, const char *client_ip,
                                      xb_bosh_condition_t *cond)
 {
-    xb_xmpp_conn_params_t params;
     xb_shm_session_t row;
     bridge_session_t *s;
-    apr_pool_t *pool;
     apr_time_t now = apr_time_now();
     char sid[XB_SID_HEX_LEN + 1];
-    char key[TLS_RESUME_KEY_MAX];
 
     /* What can refuse the session comes first: a warm stream is taken only for one that
      * will exist. */
@@ -961,22 +996,8 @@ static bridge_session_t *session_new(xb_daemon_t *d, const xb_domain_t *domain,
         xb_xmpp_conn_set_xml_lang(s->xmpp, xml_lang);
     }
     else {
-        apr_pool_create(&pool, d->pool);
-        s = apr_pcalloc(pool, sizeof(*s));
-        s->kind = FD_XMPP;
-        s->d = d;
-        s->timer.data = s;
-        s->pool = pool;
-        memset(&params, 0, sizeof(params));
-        params.domain = domain->name;
-        params.xml_lang = xml_lang;
-        params.tls = domain->tls;
-        params.ssl_ctx = d->ssl_ctx;
-        params.tls_name = domain->tls_name;
-        params.tls_resume_key = tls_resume_key(d, domain, key, sizeof(key));
-        params.max_stanza_size = d->conf->max_stanza_size;
-        params.max_depth = 64;
-        s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+        s = stream_object_new(d);
+        s->xmpp = stream_conn_create(s, domain, xml_lang);
     }
     s->domain = domain;
     s->created = now;
@@ -1159,33 +1180,17 @@ static void warm_element(bridge_session_t *s, const char *data, apr_size_t len)
 
 static void warm_start(xb_daemon_t *d, warm_domain_t *wd, apr_time_t now)
 {
-    xb_xmpp_conn_params_t params;
     bridge_session_t *s;
-    apr_pool_t *pool;
     apr_status_t rv;
     char reason[120];
-    char key[TLS_RESUME_KEY_MAX];
 
-    apr_pool_create(&pool, d->pool);
-    s = apr_pcalloc(pool, sizeof(*s));
-    s->kind = FD_XMPP;
-    s->d = d;
-    s->timer.data = s;
-    s->pool = pool;
+    s = stream_object_new(d);
     s->domain = wd->domain;
     s->created = s->warm_born = now;
     apr_cpystrn(s->tag, "warm", sizeof(s->tag));
     s->warm = wd;
     s->warm_state = WARM_STARTING;
-    memset(&params, 0, sizeof(params));
-    params.domain = wd->domain->name; /* `to`: the configured domain */
-    params.tls = wd->domain->tls;
-    params.ssl_ctx = d->ssl_ctx;
-    params.tls_name = wd->domain->tls_name;
-    params.tls_resume_key = tls_resume_key(d, wd->domain, key, sizeof(key));
-    params.max_stanza_size = d->conf->max_stanza_size;
-    params.max_depth = 64;
-    s->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, s);
+    s->xmpp = stream_conn_create(s, wd->domain, NULL);
     s->connect_deadline = now + d->conf->connect_timeout;
     s->warm_next = wd->streams;
     if (wd->streams) {
@@ -1202,7 +1207,7 @@ static void warm_start(xb_daemon_t *d, warm_domain_t *wd, apr_time_t now)
     rv = session_connect(s);
     if (rv != APR_SUCCESS) {
         s->sock_closed = 1;
-        session_fail(s, apr_psprintf(pool, "cannot connect to %s:%u: %s", wd->domain->host,
+        session_fail(s, apr_psprintf(s->pool, "cannot connect to %s:%u: %s", wd->domain->host,
                                      (unsigned)wd->domain->port,
                                      apr_strerror(rv, reason, sizeof(reason))));
     }
@@ -1349,9 +1354,6 @@ static xb_bosh_condition_t io_open_stream(void *baton, unsigned index, const cha
     bridge_session_t *owner = baton, *c;
     xb_daemon_t *d = owner->d;
     const xb_domain_t *domain = xb_config_find_domain(d->conf, to);
-    xb_xmpp_conn_params_t params;
-    apr_pool_t *pool;
-    char key[TLS_RESUME_KEY_MAX];
 
     if (!domain) {
         xb_log(XB_LOG_MARK, XB_LOG_INFO, XBLOGNO(04400) "session %s: stream to '%.255s' refused: "
@@ -1374,31 +1376,18 @@ static xb_bosh_condition_t io_open_stream(void *baton, unsigned index, const cha
         owner->added[index] = NULL;
     }
     /* Its own pool under the daemon's: an owner reaped first must not take it along. */
-    apr_pool_create(&pool, d->pool);
-    c = apr_pcalloc(pool, sizeof(*c));
-    c->kind = FD_XMPP;
-    c->d = d;
-    c->pool = pool;
+    c = stream_object_new(d);
     c->domain = domain;
     c->created = apr_time_now();
     c->is_added_stream = 1;
     c->owner = owner;
     c->stream_index = index;
     if (xb_daemon_new_sid(c->sid) != APR_SUCCESS) {
-        apr_pool_destroy(pool);
+        apr_pool_destroy(c->pool);
         return XB_COND_INTERNAL_SERVER_ERROR;
     }
     apr_cpystrn(c->tag, owner->tag, sizeof(c->tag)); /* log lines name the session */
-    memset(&params, 0, sizeof(params));
-    params.domain = domain->name;
-    params.xml_lang = xml_lang;
-    params.tls = domain->tls;
-    params.ssl_ctx = d->ssl_ctx;
-    params.tls_name = domain->tls_name;
-    params.tls_resume_key = tls_resume_key(d, domain, key, sizeof(key));
-    params.max_stanza_size = d->conf->max_stanza_size;
-    params.max_depth = 64;
-    c->xmpp = xb_xmpp_conn_create(pool, &params, &stream_events, c);
+    c->xmpp = stream_conn_create(c, domain, xml_lang);
     c->connect_deadline = c->created + d->conf->connect_timeout;
     apr_hash_set(d->sessions, c->sid, APR_HASH_KEY_STRING, c);
     owner->added[index] = c;

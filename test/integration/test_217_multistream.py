@@ -13,6 +13,8 @@ import uuid
 import pytest
 
 import conftest
+from xbtest.bystander import daemon_pid
+from xbtest.fake_xmpp import FakeXmpp
 from xbtest.bosh import (NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, BoshClient,
                          local_tag, message_body, ns_of)
 
@@ -144,6 +146,56 @@ def test_218_two_accounts_in_one_session(multi_apache, prosody, users):
                   "0123456789abcdef0123456789abcdef", check=False)
         assert r.is_terminate and r.condition == "item-not-found", r.raw
         m.c.terminated = "item-not-found"
+    finally:
+        m.c.close()
+
+
+STALL_CONNECT_TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def stall_apache(prosody, ca, workdir):
+    """Multi-stream on, and a second domain whose server accepts TCP and never writes."""
+    fake = FakeXmpp("stall", "stall.test").start()
+    a = conftest.make_apache(
+        tempfile.mkdtemp(prefix="multistream-stall-", dir=workdir), "event", prosody, ca,
+        extra="XmppBridgeMaxStreams 3\nXmppBridgeConnectTimeout %d\n"
+              "XmppBridgeDomain stall.test 127.0.0.1:%d plain\n"
+              % (STALL_CONNECT_TIMEOUT, fake.port))
+    a.start()
+    yield a
+    try:
+        conftest.stop_checked(a)
+    finally:
+        fake.stop()
+
+
+@pytest.mark.xb_log_expected("XB04004")
+def test_220_added_stream_that_never_connects(stall_apache, prosody, users):
+    """An added stream whose server never answers reaches its connect deadline: that stream
+    ends with remote-connection-failed, the session's first stream goes on, and the daemon
+    lives (an added stream's deadline once found no owner in the daemon's timer heap)."""
+    daemon = daemon_pid(stall_apache)
+    m = Multi(stall_apache.url("/http-bind"), prosody.domain)
+    try:
+        r = m.file(m.c.create())
+        a = r.get("stream")
+        alice = m.login(a, "alice", users["alice"])
+        t0 = time.monotonic()
+        r = m.req("", to="stall.test", xml_lang="en", check=False)
+        b = r.get("stream")
+        assert b and b != a, r.raw
+        ended = None
+        while ended is None and time.monotonic() - t0 < STALL_CONNECT_TIMEOUT + 10:
+            r = m.req("", check=False)
+            assert not (r.is_terminate and r.get("stream") is None), r.raw   # session lives
+            if r.is_terminate and r.get("stream") == b:
+                ended = r
+        assert ended is not None, "the stalled stream never ended"
+        assert ended.condition == "remote-connection-failed", ended.raw
+        m.message(a, alice, "still here")
+        assert m.got_message(a, "still here").get("from") == alice
+        assert daemon_pid(stall_apache) == daemon, "the bridge daemon was replaced"
     finally:
         m.c.close()
 
