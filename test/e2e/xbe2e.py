@@ -456,19 +456,11 @@ class PrebindSite:
 
     def _make_xmpp(self, secret):
         from xbtest.ejabberd import Ejabberd, write_jwk
-        from xbtest.prosody import Prosody
+        from xbtest.prosody import token_prosody
         if self.server == "prosody":
-            pdir = os.path.join(self.workdir, "prosody")
-            os.makedirs(pdir, exist_ok=True)
-            key = write_jwk(os.path.join(pdir, "token-key.jwk"), secret,
-                            owner="prosody" if os.getuid() == 0 else None)
-            return Prosody(pdir, domain=self.domain, ca=self.ca, users=self.xmpp_users,
-                           bosh=False, authentication="xmpp_bridge", extra_config="""
-plugin_paths = { %r }
-xmpp_bridge_token_key_file = %r
-xmpp_bridge_fallback_auth = "internal_hashed"
-%s
-""" % (os.path.join(REPO, "contrib", "prosody"), key, self.xmpp_extra))
+            return token_prosody(os.path.join(self.workdir, "prosody"), secret,
+                                 domain=self.domain, ca=self.ca, users=self.xmpp_users,
+                                 bosh=False, extra_config=self.xmpp_extra + "\n")
         if self.server == "ejabberd":
             if self.xmpp_users:
                 raise ValueError("a JWT-only ejabberd host has no XMPP accounts")

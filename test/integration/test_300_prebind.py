@@ -7,7 +7,6 @@ that verifies the JWT the daemon mints, and the suite's BOSH client attaching th
 attach() does (the returned rid is used by the first request)."""
 import json
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,12 +20,11 @@ import conftest
 from xbtest.apache import Apache
 from xbtest.bosh import BoshClient, attach_prebound, message_body
 from xbtest.ejabberd import write_jwk
-from xbtest.examples import render_example
-from xbtest.prosody import Prosody
+from xbtest.prosody import token_prosody
+from xbtest.stack import SITE_AUTH_MODULES, site_htpasswd, token_prebind_conf
 
 pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feature")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOMAIN = "example.test"
 SITE_USERS = {"alice": "alice-site-Pw", "bob": "bob-site-Pw", "o'neil": "oneil-site-Pw",
               "carol": "carol-site-Pw"}
@@ -39,28 +37,12 @@ def stack(workdir, ca):
     base = tempfile.mkdtemp(dir=workdir, prefix="prebind-")
     os.chmod(base, 0o755)
     # One secret, two files: the module's (root, 0600) and Prosody's (its user, 0600).
-    module_key = os.path.join(base, "token-key.jwk")
-    write_jwk(module_key, SECRET)
-    prosody_dir = os.path.join(base, "prosody")
-    os.makedirs(prosody_dir)
-    prosody_key = os.path.join(prosody_dir, "token-key.jwk")
-    write_jwk(prosody_key, SECRET, owner="prosody" if os.getuid() == 0 else None)
-    prosody = Prosody(prosody_dir, domain=DOMAIN, users=XMPP_USERS, ca=ca,
-                      authentication="xmpp_bridge", extra_config="""
-plugin_paths = { %r }
-xmpp_bridge_token_key_file = %r
-xmpp_bridge_fallback_auth = "internal_hashed"
-""" % (os.path.join(REPO, "contrib", "prosody"), prosody_key))
+    module_key = write_jwk(os.path.join(base, "token-key.jwk"), SECRET)
+    prosody = token_prosody(os.path.join(base, "prosody"), SECRET, domain=DOMAIN, ca=ca,
+                            users=XMPP_USERS)
     prosody.start()
-    htpasswd = os.path.join(base, "htpasswd")
-    for i, (user, pw) in enumerate(SITE_USERS.items()):
-        subprocess.run(["htpasswd", "-b" + ("c" if i == 0 else ""), htpasswd, user, pw],
-                       check=True, capture_output=True)
-    os.chmod(htpasswd, 0o644)
-    conf = render_example("prebind-token-prosody.conf", {
-        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": DOMAIN,
-        "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
-        "HTPASSWD_FILE": htpasswd})
+    htpasswd = site_htpasswd(base, SITE_USERS)
+    conf = token_prebind_conf(conftest.module_snapshot(), prosody, ca, module_key, htpasswd)
     site_auth = """
     AuthType Basic
     AuthName "site"
@@ -93,7 +75,7 @@ XmppBridgePrebindMaxPerUser 3
 </Location>
 """
     apache = Apache(os.path.join(base, "apache"), mpm="event", extra_conf=conf,
-                    modules=("auth_basic", "authn_core", "authn_file", "authz_user"))
+                    modules=SITE_AUTH_MODULES)
     apache.start()
     yield {"prosody": prosody, "apache": apache, "ca": ca}
     try:

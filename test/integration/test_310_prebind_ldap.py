@@ -24,7 +24,7 @@ from xbtest.bosh import prebound_pair_chats
 from xbtest.ejabberd import write_jwk
 from xbtest.examples import render_example
 from xbtest.ports import free_port
-from xbtest.prosody import Prosody
+from xbtest.prosody import Prosody, token_prosody as make_token_prosody
 from xbtest.slapd import AWKWARD_USERS, SLAPD, Slapd
 
 pytestmark = [
@@ -32,7 +32,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(SLAPD), reason="slapd not installed"),
 ]
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOKUP_DOMAIN = "example.org"           # the directory's mail addresses are JIDs here
 PASS_DOMAIN = "ldap.example.test"       # Prosody with authentication = "ldap"
 SECRET = os.urandom(32)
@@ -74,16 +73,9 @@ def env(workdir, ca):
 
         # Prosody #1: token logins (the look-up example)
         module_key = write_jwk(os.path.join(base, "token-key.jwk"), SECRET)
-        pdir = os.path.join(base, "prosody-token")
-        os.makedirs(pdir)
-        prosody_key = write_jwk(os.path.join(pdir, "token-key.jwk"), SECRET,
-                                owner="prosody" if os.getuid() == 0 else None)
-        token_prosody = Prosody(pdir, domain=LOOKUP_DOMAIN, ca=ca, bosh=False,
-                                authentication="xmpp_bridge", extra_config="""
-plugin_paths = { %r }
-xmpp_bridge_token_key_file = %r
-xmpp_bridge_fallback_auth = "none"
-""" % (os.path.join(REPO, "contrib", "prosody"), prosody_key))
+        token_prosody = make_token_prosody(os.path.join(base, "prosody-token"), SECRET,
+                                           domain=LOOKUP_DOMAIN, ca=ca, bosh=False,
+                                           fallback="none")
         token_prosody.start()
         started.append(token_prosody)
 

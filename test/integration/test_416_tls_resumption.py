@@ -12,7 +12,6 @@ Counters: tls_handshakes_full / tls_handshakes_resumed on the status page."""
 import base64
 import json
 import os
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -24,13 +23,12 @@ import conftest
 from xbtest.apache import Apache
 from xbtest.bosh import BoshClient, attach_prebound, message_body
 from xbtest.ejabberd import write_jwk
-from xbtest.examples import render_example
 from xbtest.fake_xmpp import FakeXmpp
-from xbtest.prosody import Prosody
+from xbtest.prosody import Prosody, token_prosody
+from xbtest.stack import SITE_AUTH_MODULES, site_htpasswd, token_prebind_conf
 
 pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feature")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOMAIN = "example.test"
 PLAIN_DOMAIN = "defaults.test"  # a Prosody as shipped: no resumption
 SITE_USERS = {"alice": "alice-site-Pw"}
@@ -43,33 +41,17 @@ TICKETS = 'c2s_ssl = { options = { no_ticket = false } }\n'
 def stack(workdir, ca):
     base = tempfile.mkdtemp(dir=workdir, prefix="tlsresume-")
     os.chmod(base, 0o755)
-    module_key = os.path.join(base, "token-key.jwk")
-    write_jwk(module_key, SECRET)
-    prosody_dir = os.path.join(base, "prosody")
-    os.makedirs(prosody_dir)
-    prosody_key = os.path.join(prosody_dir, "token-key.jwk")
-    write_jwk(prosody_key, SECRET, owner="prosody" if os.getuid() == 0 else None)
-    prosody = Prosody(prosody_dir, domain=DOMAIN, users=XMPP_USERS, ca=ca,
-                      authentication="xmpp_bridge", extra_config=TICKETS + """
-plugin_paths = { %r }
-xmpp_bridge_token_key_file = %r
-xmpp_bridge_fallback_auth = "internal_hashed"
-""" % (os.path.join(REPO, "contrib", "prosody"), prosody_key))
+    module_key = write_jwk(os.path.join(base, "token-key.jwk"), SECRET)
+    prosody = token_prosody(os.path.join(base, "prosody"), SECRET, domain=DOMAIN, ca=ca,
+                            users=XMPP_USERS, extra_config=TICKETS)
     prosody.start()
     plain = Prosody(os.path.join(base, "prosody-defaults"), domain=PLAIN_DOMAIN,
                     users={"dave": "dave-Pw-4"}, ca=ca, bosh=False)
     plain.start()
     # one server process, one certificate (tlsok.test), reached under two names
     fake = FakeXmpp("open", "tlsok.test", tls_cert=ca.issue("tlsok.test")).start()
-    htpasswd = os.path.join(base, "htpasswd")
-    for i, (user, pw) in enumerate(SITE_USERS.items()):
-        subprocess.run(["htpasswd", "-b" + ("c" if i == 0 else ""), htpasswd, user, pw],
-                       check=True, capture_output=True)
-    os.chmod(htpasswd, 0o644)
-    conf = render_example("prebind-token-prosody.conf", {
-        "MODULE_PATH": conftest.module_snapshot(), "XMPP_DOMAIN": DOMAIN,
-        "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
-        "HTPASSWD_FILE": htpasswd})
+    htpasswd = site_htpasswd(base, SITE_USERS)
+    conf = token_prebind_conf(conftest.module_snapshot(), prosody, ca, module_key, htpasswd)
     conf += """
 LogLevel info xmpp_bridge:debug
 XmppBridgeMaxWait 20
@@ -85,7 +67,7 @@ XmppBridgeDomain alias.test 127.0.0.1:%d starttls
 </Location>
 """ % (PLAIN_DOMAIN, plain.c2s_port, fake.port, fake.port)
     apache = Apache(os.path.join(base, "apache"), mpm="event", extra_conf=conf,
-                    modules=("auth_basic", "authn_core", "authn_file", "authz_user"))
+                    modules=SITE_AUTH_MODULES)
     apache.start()
     yield {"prosody": prosody, "plain": plain, "fake": fake, "apache": apache}
     try:

@@ -188,3 +188,25 @@ class Prosody(PopenServer):
             self.stop()
             raise RuntimeError("prosody did not start (exit %s)\n--- console:\n%s\n--- log:\n%s"
                                % (rc, tail(self.console_path), tail(self.log_path)))
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def token_prosody(workdir, secret, domain="example.test", ca=None, users=None,
+                  fallback="internal_hashed", extra_config="", **kw):
+    """A Prosody (not started) whose c2s checks the module's prebind tokens with the project's
+    provider (contrib/prosody/mod_auth_xmpp_bridge.lua) and the HS256 key `secret`, written to
+    workdir/token-key.jwk (owned by prosody when run as root); `fallback`: the provider users'
+    own passwords go to ("none": tokens only). `extra_config` comes first; other keyword
+    arguments go to Prosody()."""
+    from .ejabberd import write_jwk
+    os.makedirs(workdir, exist_ok=True)
+    key = write_jwk(os.path.join(workdir, "token-key.jwk"), secret,
+                    owner="prosody" if os.getuid() == 0 else None)
+    return Prosody(workdir, domain=domain, users=users, ca=ca, authentication="xmpp_bridge",
+                   extra_config=extra_config + """
+plugin_paths = { %r }
+xmpp_bridge_token_key_file = %r
+xmpp_bridge_fallback_auth = %r
+""" % (os.path.join(REPO, "contrib", "prosody"), key, fallback), **kw)

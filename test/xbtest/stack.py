@@ -5,12 +5,36 @@ scripts (demo) and fixtures.
         print(s.bosh_url)
 """
 import os
+import subprocess
 
 from .apache import Apache, default_module_path
 from .ca import TestCA
 from .prosody import Prosody
 
 DEFAULT_USERS = {"alice": "alice-Pw-1", "bob": "bob-Pw-2", "carol": "carol-Pw-3"}
+
+# what a site login by HTTP Basic against an htpasswd file needs (the prebind tests' site)
+SITE_AUTH_MODULES = ("auth_basic", "authn_core", "authn_file", "authz_user")
+
+
+def site_htpasswd(workdir, site_users):
+    """workdir/htpasswd with the site's users ({name: password}), readable by Apache."""
+    path = os.path.join(workdir, "htpasswd")
+    for i, (user, pw) in enumerate(site_users.items()):
+        subprocess.run(["htpasswd", "-b" + ("c" if i == 0 else ""), path, user, pw],
+                       check=True, capture_output=True)
+    os.chmod(path, 0o644)
+    return path
+
+
+def token_prebind_conf(module_path, prosody, ca, module_key, htpasswd):
+    """conf-examples/prebind-token-prosody.conf for `prosody` (a token_prosody) and the site's
+    htpasswd; module_key: the module's copy of the token key."""
+    from .examples import render_example
+    return render_example("prebind-token-prosody.conf", {
+        "MODULE_PATH": module_path, "XMPP_DOMAIN": prosody.domain,
+        "XMPP_PORT": prosody.c2s_port, "CA_FILE": ca.cert_path, "TOKEN_KEY_FILE": module_key,
+        "HTPASSWD_FILE": htpasswd})
 
 
 def bridge_conf(prosody, ca, max_wait=30, extra=""):
