@@ -5,7 +5,6 @@ overactivity (§11), acks and reports (§9), the repeat limit (§14.3), creation
 carry each rule through."""
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -40,11 +39,6 @@ def in_thread(fn):
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, out
-
-
-def status_auto(apache):
-    with urllib.request.urlopen(apache.url("/xmpp-status?auto"), timeout=10) as r:
-        return dict(line.split(": ", 1) for line in r.read().decode().splitlines())
 
 
 class TestKeys:
@@ -111,7 +105,7 @@ class TestPause:
 class TestOveractivity:
 
     def test_128_empty_request_while_one_held(self, target, bosh, apache):
-        before = int(status_auto(apache).get("overactivity", "0"))
+        before = int(apache.status().get("overactivity", "0"))
         c = bosh(wait=20)
         c.create()
         t, out = in_thread(lambda: c.request("", slot=False, check=False))
@@ -121,7 +115,7 @@ class TestOveractivity:
         assert r.is_terminate and r.condition == "policy-violation", r.raw
         assert out["r"].is_terminate and out["r"].condition == "other-request", out["r"].raw
         c.terminated = "policy-violation"
-        assert int(status_auto(apache)["overactivity"]) == before + 1
+        assert int(apache.status()["overactivity"]) == before + 1
 
     def test_129_data_request_while_one_held_is_fine(self, target, bosh):
         c = bosh(wait=20)

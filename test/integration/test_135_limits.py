@@ -3,7 +3,6 @@
 import http.client
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
@@ -36,12 +35,6 @@ def _apache(workdir, prosody, ca, extra, name):
                   extra_conf=stack.bridge_conf(prosody, ca, conftest.MAX_WAIT, extra))
 
 
-def counters(a):
-    with urllib.request.urlopen(a.url("/xmpp-status?auto"), timeout=10) as f:
-        lines = f.read().decode().splitlines()
-    return {k: v.strip() for k, v in (l.split(":", 1) for l in lines if ":" in l)}
-
-
 def log_text(a, since=0):
     return "\n".join(a.error_log_lines(since))
 
@@ -72,7 +65,7 @@ def clients():
 def test_136_sessions_per_address_and_in_all(limited, prosody, clients):
     made, make = clients
     mark = limited.log_mark()
-    before = counters(limited)
+    before = limited.status()
     first = [make(limited, prosody.domain) for _ in range(3)]
     for c in first:
         r = c.create()
@@ -94,7 +87,7 @@ def test_136_sessions_per_address_and_in_all(limited, prosody, clients):
     text = log_text(limited, mark)
     assert text.count("XB04130") == 2 and "from 127.0.0.1 refused" in text, text
     assert "XmppBridgeMaxSessionsPerAddress" in text
-    after = counters(limited)
+    after = limited.status()
     assert int(after["refused_per_address"]) - int(before["refused_per_address"]) == 2
     # XmppBridgeMaxSessions 5: four live now (three from 127.0.0.1, one from 127.0.0.2)
     live = int(after["sessions"])
@@ -105,7 +98,7 @@ def test_136_sessions_per_address_and_in_all(limited, prosody, clients):
     assert r.status == 200 and r.condition == "policy-violation", r
     text = log_text(limited, mark)
     assert "XB04010" in text and "XmppBridgeMaxSessions 5" in text
-    assert int(counters(limited)["refused_table_full"]) - int(before["refused_table_full"]) == 1
+    assert int(limited.status()["refused_table_full"]) - int(before["refused_table_full"]) == 1
 
 
 def test_137_nesting_depth(limited, prosody, clients):
@@ -200,7 +193,7 @@ def test_140_host_gone_after_graceful(prosody, ca, workdir, users):
         alice.close()
         text = log_text(a, mark)
         assert "XB04131" in text and prosody.domain in text
-        assert int(counters(a)["host_gone"]) == 1
+        assert int(a.status()["host_gone"]) == 1
         # and new sessions to it are refused as unknown now
         c = BoshClient(a.url("/http-bind"), prosody.domain, wait=5)
         r = c.create()

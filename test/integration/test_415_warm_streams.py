@@ -5,14 +5,10 @@ a browser's session creation takes one instead of connecting.
 Real parts: Apache with the module, a real Prosody with the project's token provider (as in
 test_300), stopped and started again by the tests that need the server gone or restarted.
 A short XmppBridgeWarmStreamMaxAge (4 s) lets the recycling be seen within a test."""
-import base64
-import json
 import os
 import re
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -21,7 +17,7 @@ from xbtest.apache import Apache
 from xbtest.bosh import BoshClient
 from xbtest.ejabberd import write_jwk
 from xbtest.prosody import token_prosody
-from xbtest.stack import SITE_AUTH_MODULES, site_htpasswd, token_prebind_conf
+from xbtest.stack import SITE_AUTH_MODULES, prebind_json, site_htpasswd, token_prebind_conf
 
 pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feature")
 
@@ -71,24 +67,8 @@ XmppBridgeWarmStreamMaxAge %d
         prosody.stop()
 
 
-def status(apache):
-    with urllib.request.urlopen(apache.url("/xmpp-status?auto"), timeout=10) as r:
-        return dict(line.split(": ", 1) for line in r.read().decode().splitlines())
-
-
-def counter(apache, name):
-    return int(status(apache).get(name, "0"))
-
-
 def prebind(apache, user="alice"):
-    req = urllib.request.Request(apache.url("/prebind"), headers={"Accept": "application/json"})
-    token = base64.b64encode(("%s:%s" % (user, SITE_USERS[user])).encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return prebind_json(apache, user, SITE_USERS[user])
 
 
 def wait_for(pred, timeout, step=0.2):
@@ -109,22 +89,22 @@ def test_415_1_prebind_served_from_the_pool_and_refilled(stack):
     apache = stack["apache"]
     mark = apache.log_mark()
     time.sleep(1.5)  # the pool fills after the daemon starts
-    taken, missed = counter(apache, "warm_streams_taken"), counter(apache, "warm_streams_missed")
+    taken, missed = apache.counter("warm_streams_taken"), apache.counter("warm_streams_missed")
     for _ in range(2 * WARM + 1):
         code, answer = prebind(apache)
         assert code == 200, answer
         assert answer["jid"].startswith("alice@%s/" % DOMAIN)
         time.sleep(0.5)  # a taken stream is replaced in a few ms; leave room on a busy machine
     # more prebinds than the pool holds, each from the pool: it refilled after each one
-    assert counter(apache, "warm_streams_taken") == taken + 2 * WARM + 1
-    assert counter(apache, "warm_streams_missed") == missed
+    assert apache.counter("warm_streams_taken") == taken + 2 * WARM + 1
+    assert apache.counter("warm_streams_missed") == missed
     assert len(taken_ages(apache, mark)) == 2 * WARM + 1
 
 
 def test_415_2_bosh_session_creation_from_the_pool(stack):
     apache = stack["apache"]
     time.sleep(0.5)
-    taken = counter(apache, "warm_streams_taken")
+    taken = apache.counter("warm_streams_taken")
     c = BoshClient(apache.url("/http-bind"), DOMAIN, lang="de", wait=10)
     try:
         c.create()
@@ -133,15 +113,15 @@ def test_415_2_bosh_session_creation_from_the_pool(stack):
     finally:
         c.terminate(timeout=5)
         c.close()
-    assert counter(apache, "warm_streams_taken") == taken + 1
+    assert apache.counter("warm_streams_taken") == taken + 1
 
 
 def test_415_3_a_stream_older_than_the_max_age_is_never_used(stack):
     apache = stack["apache"]
     mark = apache.log_mark()
-    recycled = counter(apache, "warm_streams_recycled")
+    recycled = apache.counter("warm_streams_recycled")
     time.sleep(2.5 * MAX_AGE)  # every idle stream is replaced at least twice
-    assert counter(apache, "warm_streams_recycled") >= recycled + 2 * WARM
+    assert apache.counter("warm_streams_recycled") >= recycled + 2 * WARM
     for _ in range(3):
         code, answer = prebind(apache)
         assert code == 200, answer
@@ -153,18 +133,18 @@ def test_415_3_a_stream_older_than_the_max_age_is_never_used(stack):
 
 def test_415_4_prosody_restarted_pool_recovers(stack):
     apache, prosody = stack["apache"], stack["prosody"]
-    recycled = counter(apache, "warm_streams_recycled")
+    recycled = apache.counter("warm_streams_recycled")
     prosody.stop()
     time.sleep(1)
     prosody.start()
     # the streams the old Prosody held were closed under the pool and replaced
-    assert wait_for(lambda: counter(apache, "warm_streams_recycled") >= recycled + WARM, 10)
-    taken = counter(apache, "warm_streams_taken")
+    assert wait_for(lambda: apache.counter("warm_streams_recycled") >= recycled + WARM, 10)
+    taken = apache.counter("warm_streams_taken")
 
     def served_from_pool():
         code, answer = prebind(apache)
         assert code == 200, answer
-        return counter(apache, "warm_streams_taken") > taken
+        return apache.counter("warm_streams_taken") > taken
     # back-off after a failed refill is at most a few seconds here
     assert wait_for(served_from_pool, 20, step=1.0)
 
@@ -172,7 +152,7 @@ def test_415_4_prosody_restarted_pool_recovers(stack):
 def test_415_5_server_down_prebind_falls_back_and_fails_clearly(stack):
     apache, prosody = stack["apache"], stack["prosody"]
     mark = apache.log_mark()
-    failed = counter(apache, "warm_streams_failed")
+    failed = apache.counter("warm_streams_failed")
     prosody.stop()
     try:
         time.sleep(6)  # refills fail and back off: 1 s, 2 s, ...
@@ -180,7 +160,7 @@ def test_415_5_server_down_prebind_falls_back_and_fails_clearly(stack):
         assert code == 502, answer
         assert answer == {"error": "xmpp-connection-failed"}
         lines = apache.error_log_lines(mark)
-        n_failed = counter(apache, "warm_streams_failed") - failed
+        n_failed = apache.counter("warm_streams_failed") - failed
         assert 2 <= n_failed <= 6, n_failed          # backing off, no busy loop
         warnings = [l for l in lines if "XB04501" in l]
         assert len(warnings) == 1, warnings           # one warning per period
@@ -219,11 +199,11 @@ XmppBridgeWarmStreams 2
     apache.start()
     try:
         time.sleep(4)
-        assert counter(apache, "warm_streams_failed") >= 2
+        assert apache.counter("warm_streams_failed") >= 2
         code, answer = prebind(apache)
         assert code == 502, answer
         assert answer == {"error": "xmpp-connection-failed"}
-        assert counter(apache, "warm_streams_taken") == 0
+        assert apache.counter("warm_streams_taken") == 0
         lines = apache.error_log_lines()
         tls = [l for l in lines if "XB03100" in l]
         # one per warm set-up (1 s, 2 s back-off: 2 or 3 in 4 s) and one for the prebind

@@ -9,13 +9,9 @@ cache can never find, so Prosody as shipped never resumes: test_416_5). A fake X
 (xbtest.fake_xmpp) that would accept any of its own tickets plays one server process holding a
 certificate for one name only, to show that a session is never offered to another name.
 Counters: tls_handshakes_full / tls_handshakes_resumed on the status page."""
-import base64
-import json
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -25,7 +21,7 @@ from xbtest.bosh import BoshClient, attach_prebound, message_body
 from xbtest.ejabberd import write_jwk
 from xbtest.fake_xmpp import FakeXmpp
 from xbtest.prosody import Prosody, token_prosody
-from xbtest.stack import SITE_AUTH_MODULES, site_htpasswd, token_prebind_conf
+from xbtest.stack import SITE_AUTH_MODULES, prebind_json, site_htpasswd, token_prebind_conf
 
 pytestmark = pytest.mark.skipif(conftest.TARGET != "module", reason="module feature")
 
@@ -80,25 +76,13 @@ XmppBridgeDomain alias.test 127.0.0.1:%d starttls
         prosody.stop()
 
 
-def status(apache):
-    with urllib.request.urlopen(apache.url("/xmpp-status?auto"), timeout=10) as r:
-        return dict(line.split(": ", 1) for line in r.read().decode().splitlines())
-
-
 def handshakes(apache):
-    s = status(apache)
+    s = apache.status()
     return int(s["tls_handshakes_full"]), int(s["tls_handshakes_resumed"])
 
 
 def prebind(apache, user="alice"):
-    req = urllib.request.Request(apache.url("/prebind"), headers={"Accept": "application/json"})
-    token = base64.b64encode(("%s:%s" % (user, SITE_USERS[user])).encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return prebind_json(apache, user, SITE_USERS[user])
 
 
 def test_416_1_later_prebinds_resume(stack):

@@ -7,6 +7,7 @@ import shlex
 import signal
 import subprocess
 import time
+import urllib.request
 
 from .ports import free_port, wait_for_port
 from .proc import descendants, kill_pids, pid_alive, pids_matching, tail, track, untrack, \
@@ -316,6 +317,17 @@ class Apache:
         if not path.startswith("/"):
             path = "/" + path
         return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def status(self, path="/xmpp-status"):
+        """The module's status page in its `?auto` form as a dict of strings (the location
+        must be configured with SetHandler xmpp-bridge-status)."""
+        with urllib.request.urlopen(self.url(path + "?auto"), timeout=10) as f:
+            lines = f.read().decode().splitlines()
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+
+    def counter(self, name, path="/xmpp-status"):
+        """One counter of the status page, 0 when absent."""
+        return int(self.status(path).get(name, "0"))
 
     def error_log_lines(self, since=0):
         try:

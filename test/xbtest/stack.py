@@ -4,8 +4,12 @@ scripts (demo) and fixtures.
     with Stack('/tmp/x', mpm='event') as s:      # target='module' | 'proxy' | 'prosody'
         print(s.bosh_url)
 """
+import base64
+import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 
 from .apache import Apache, default_module_path
 from .ca import TestCA
@@ -25,6 +29,19 @@ def site_htpasswd(workdir, site_users):
                        check=True, capture_output=True)
     os.chmod(path, 0o644)
     return path
+
+
+def prebind_json(apache, user, password, path="/prebind"):
+    """GET the prebind location as the site's user `user` (HTTP Basic): (status, the JSON
+    answer as a dict; {} for an empty body)."""
+    req = urllib.request.Request(apache.url(path), headers={"Accept": "application/json"})
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    req.add_header("Authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
 
 
 def token_prebind_conf(module_path, prosody, ca, module_key, htpasswd):
