@@ -200,10 +200,13 @@ apr_status_t xb_link_send(xb_daemon_link_t *link, int type, const void *part1,
     return xb_link_write(link, frame, frame_len);
 }
 
-static apr_status_t read_all(int fd, char *buf, apr_size_t len)
+/* Reads at least `min` and at most `max` bytes into buf; *got: how many came. */
+static apr_status_t read_at_least(int fd, char *buf, apr_size_t min, apr_size_t max,
+                                  apr_size_t *got)
 {
-    while (len > 0) {
-        ssize_t n = recv(fd, buf, len, 0);
+    *got = 0;
+    while (*got < min) {
+        ssize_t n = recv(fd, buf + *got, max - *got, 0);
         if (n == 0) {
             return APR_EOF;
         }
@@ -213,8 +216,7 @@ static apr_status_t read_all(int fd, char *buf, apr_size_t len)
             }
             return errno;
         }
-        buf += n;
-        len -= (apr_size_t)n;
+        *got += (apr_size_t)n;
     }
     return APR_SUCCESS;
 }
@@ -231,18 +233,9 @@ apr_status_t xb_link_read_answer(xb_daemon_link_t *link, int *status, char **bod
     char *buf = apr_palloc(link->r->pool, cap + 1);
     apr_status_t rv;
 
-    while (got < sizeof(hdr)) {
-        ssize_t n = recv(link->fd, buf + got, cap - got, 0);
-        if (n == 0) {
-            return APR_EOF;
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        got += (apr_size_t)n;
+    rv = read_at_least(link->fd, buf, sizeof(hdr), cap, &got);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     memcpy(&hdr, buf, sizeof(hdr));
     have = got - sizeof(hdr);
@@ -258,7 +251,7 @@ apr_status_t xb_link_read_answer(xb_daemon_link_t *link, int *status, char **bod
         *body = apr_palloc(link->r->pool, hdr.length + 1);
         memcpy(*body, buf + sizeof(hdr), have);
     }
-    rv = read_all(link->fd, *body + have, hdr.length - have);
+    rv = read_at_least(link->fd, *body + have, hdr.length - have, hdr.length - have, &got);
     if (rv != APR_SUCCESS) {
         return rv;
     }
