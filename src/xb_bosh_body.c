@@ -607,6 +607,7 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
                                          xb_bosh_body_t **body, const char **errmsg)
 {
     parse_ctx_t ctx;
+    apr_pool_t *scratch = NULL;
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.p = p;
@@ -625,8 +626,20 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     }
 
     /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
-    ctx.parser = xb_xml_restrict_parser_create(1);
+    if (limits && limits->expat_in_pool) {
+        if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
+            *errmsg = "cannot create XML parser";
+            return XB_BODY_MALFORMED;
+        }
+        ctx.parser = xb_xml_restrict_parser_create_in(scratch, 1);
+    }
+    else {
+        ctx.parser = xb_xml_restrict_parser_create(1);
+    }
     if (!ctx.parser) {
+        if (scratch) {
+            apr_pool_destroy(scratch);
+        }
         *errmsg = "cannot create XML parser";
         return XB_BODY_MALFORMED;
     }
@@ -634,6 +647,9 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     run_parser(&ctx);
     XML_ParserFree(ctx.parser);
     ctx.parser = NULL;
+    if (scratch) {
+        apr_pool_destroy(scratch);
+    }
 
     if (ctx.status != XB_BODY_OK) {
         *errmsg = ctx.errmsg;
