@@ -250,7 +250,7 @@ static apr_size_t body_first_buffer(request_rec *r, apr_size_t limit)
     apr_off_t announced;
 
     if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced >= 0
-        && (apr_uint64_t)announced < limit) {
+        && (apr_uint64_t)announced <= limit) {
         return (apr_size_t)announced;
     }
     return limit < BODY_FIRST_BUFFER ? limit : BODY_FIRST_BUFFER;
