@@ -90,10 +90,9 @@ def event_mpm_conf(clients, threads_per_child=None, server_limit=None, max_worke
                    thread_stack=None, start_servers=None, max_mem_free=None):
     """Event MPM sizing for N held long-polls: one thread per held request (XmppBridge holds a
     request in its handler thread), plus the second request of a client while it sends, plus
-    spare threads. ThreadStackSize 256 kB and MaxMemFree 32 kB as the README's sizing guide
-    (thread_stack / max_mem_free 0: Apache's defaults, 8 MiB and 2048 kB)."""
-    thread_stack = 262144 if thread_stack is None else thread_stack
-    max_mem_free = 32 if max_mem_free is None else max_mem_free
+    spare threads. thread_stack / max_mem_free: ThreadStackSize (bytes) and MaxMemFree (kB),
+    None or 0 for Apache's defaults (8 MiB, 2048 kB); bench/run passes the README's 256 kB and
+    32 kB."""
     tpc = threads_per_child or (64 if clients <= 200 else 200)
     need = int(clients * 1.25) + 2 * tpc
     limit = server_limit or max(2, -(-need // tpc))
