@@ -87,10 +87,12 @@ class BenchApache(Apache):
 
 
 def event_mpm_conf(clients, threads_per_child=None, server_limit=None, max_workers=None,
-                   thread_stack=None, start_servers=None):
+                   thread_stack=None, start_servers=None, max_mem_free=None):
     """Event MPM sizing for N held long-polls: one thread per held request (XmppBridge holds a
     request in its handler thread), plus the second request of a client while it sends, plus
-    spare threads."""
+    spare threads. thread_stack / max_mem_free: ThreadStackSize (bytes) and MaxMemFree (kB),
+    None or 0 for Apache's defaults (8 MiB, 2048 kB); bench/run passes the README's 256 kB and
+    32 kB."""
     tpc = threads_per_child or (64 if clients <= 200 else 200)
     need = int(clients * 1.25) + 2 * tpc
     limit = server_limit or max(2, -(-need // tpc))
@@ -111,9 +113,12 @@ def event_mpm_conf(clients, threads_per_child=None, server_limit=None, max_worke
     ]
     if thread_stack:
         lines.append("ThreadStackSize %d" % thread_stack)
+    if max_mem_free:
+        lines.append("MaxMemFree %d" % max_mem_free)
     return "\n".join(lines), {"ThreadsPerChild": tpc, "ServerLimit": limit,
                               "MaxRequestWorkers": mrw, "ThreadStackSize": thread_stack or
-                              "default (8 MiB virtual)"}
+                              "default (8 MiB virtual)",
+                              "MaxMemFree": max_mem_free or "default (2048 kB)"}
 
 
 def write_piefxis(path, domain, n, user_fmt, pass_fmt):

@@ -47,6 +47,10 @@ int xb_bosh_condition_legacy_status(xb_bosh_condition_t cond);
 
 typedef struct xb_bosh_limits_parse {
     apr_size_t max_depth; /* element nesting inside <body/>, counting the payload's own */
+    int expat_in_pool;    /* expat's memory from a pool of its own, gone after the parse, not
+                           * from malloc: for Apache's many threads (xb_xml_restrict.h). Not
+                           * in the daemon: its one thread's malloc reuses the same chunks,
+                           * and pool nodes expat filled would be handed on to other pools */
 } xb_bosh_parse_limits_t;
 
 /* A parsed request. String attributes are NULL when absent; numeric ones have a has_ flag. */

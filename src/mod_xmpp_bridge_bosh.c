@@ -237,11 +237,31 @@ static int accept_body_encoding(bosh_exchange_t *x)
     return HTTP_UNSUPPORTED_MEDIA_TYPE;
 }
 
+/* The first buffer for a body: what Content-Length announces (every BOSH client sends it;
+ * mod_deflate's inflation can make the body larger, then the buffer grows), else a small one.
+ * Not `limit` bytes up front: a 64 kB allocation is a separate allocator node per request,
+ * and the connection's allocator keeps the nodes a request freed while the connection idles
+ * in keep-alive, so every client's two connections would carry the pages it touched. */
+#define BODY_FIRST_BUFFER 2048
+
+static apr_size_t body_first_buffer(request_rec *r, apr_size_t limit)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t announced;
+
+    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced >= 0
+        && (apr_uint64_t)announced <= limit) {
+        return (apr_size_t)announced;
+    }
+    return limit < BODY_FIRST_BUFFER ? limit : BODY_FIRST_BUFFER;
+}
+
 /* Reads the whole body, at most `limit` bytes. */
 static int read_body(request_rec *r, apr_size_t limit, char **data, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    char *buf = apr_palloc(r->pool, limit + 1);
+    apr_size_t size = body_first_buffer(r, limit);
+    char *buf = apr_palloc(r->pool, size + 1);
     apr_size_t used = 0;
     int seen_eos = 0;
 
@@ -270,6 +290,16 @@ static int read_body(request_rec *r, apr_size_t limit, char **data, apr_size_t *
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, XBLOGNO(05030) "BOSH body over "
                               "XmppBridgeMaxBodySize (%" APR_SIZE_T_FMT " bytes)", limit);
                 return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            if (used + n > size) {
+                /* Doubling bounds the copies; the old buffers stay in r->pool (less than
+                 * 2 x `limit` bytes in all). */
+                char *bigger;
+                size = used + n > 2 * size ? used + n : 2 * size;
+                size = size > limit ? limit : size;
+                bigger = apr_palloc(r->pool, size + 1);
+                memcpy(bigger, buf, used);
+                buf = bigger;
             }
             memcpy(buf + used, chunk, n);
             used += n;
@@ -550,7 +580,7 @@ static int bosh_exchange(bosh_exchange_t *x, const char *data, apr_size_t len,
 int xb_bosh_handler(request_rec *r)
 {
     bosh_exchange_t x;
-    xb_bosh_parse_limits_t limits = { 64 };
+    xb_bosh_parse_limits_t limits = { 64, 1 };
     xb_bosh_body_t *body = NULL;
     const char *errmsg = NULL;
     char *data = NULL;

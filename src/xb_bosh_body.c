@@ -607,6 +607,7 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
                                          xb_bosh_body_t **body, const char **errmsg)
 {
     parse_ctx_t ctx;
+    apr_pool_t *scratch = NULL;
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.p = p;
@@ -625,14 +626,35 @@ xb_bosh_body_status_t xb_bosh_body_parse(apr_pool_t *p, const char *data, apr_si
     }
 
     /* Forcing UTF-8 keeps expat's view of the bytes and the payload copies the same. */
-    ctx.parser = xb_xml_restrict_ns_parser_take();
+    if (limits && limits->expat_in_pool) {
+        /* Apache's handler threads: expat's memory from a pool (see
+         * xb_xml_restrict_parser_create_in). Elsewhere (the daemon, one thread): a parser
+         * kept for reuse, which saves its set-up on every body. */
+        if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
+            *errmsg = "cannot create XML parser";
+            return XB_BODY_MALFORMED;
+        }
+        ctx.parser = xb_xml_restrict_parser_create_in(scratch, 1);
+    }
+    else {
+        ctx.parser = xb_xml_restrict_ns_parser_take();
+    }
     if (!ctx.parser) {
+        if (scratch) {
+            apr_pool_destroy(scratch);
+        }
         *errmsg = "cannot create XML parser";
         return XB_BODY_MALFORMED;
     }
     setup_parser(&ctx);
     run_parser(&ctx);
-    xb_xml_restrict_ns_parser_give(ctx.parser, ctx.len);
+    if (scratch) {
+        XML_ParserFree(ctx.parser);
+        apr_pool_destroy(scratch);
+    }
+    else {
+        xb_xml_restrict_ns_parser_give(ctx.parser, ctx.len);
+    }
     ctx.parser = NULL;
 
     if (ctx.status != XB_BODY_OK) {

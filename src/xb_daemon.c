@@ -2147,15 +2147,33 @@ static void conn_close(ipc_conn_t *conn)
     APR_ARRAY_PUSH(conn->d->closed_conns, ipc_conn_t *) = conn;
 }
 
+/* Bytes wait on an idle connection: a child took it from its idle list and wrote its next
+ * request, which this round reads. */
+static int conn_has_input(ipc_conn_t *conn)
+{
+    apr_os_sock_t fd;
+    char byte;
+
+    return apr_os_sock_get(&fd, conn->sock) == APR_SUCCESS
+           && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Gives back every idle handler connection (its child sees it closed and connects afresh
- * next time); returns how many. */
+ * next time); returns how many. Not one with a request waiting in it: closing it would drop
+ * the request, and its handler would answer remote-connection-failed, ending the client's
+ * session (test_7116). */
 static int close_idle_conns(xb_daemon_t *d)
 {
+    ipc_conn_t *conn = d->idle_conns, *next;
     int n = 0;
 
-    while (d->idle_conns) {
-        conn_close(d->idle_conns); /* takes it off the list */
-        n++;
+    while (conn) {
+        next = conn->idle_next;
+        if (!conn_has_input(conn)) {
+            conn_close(conn); /* takes it off the list */
+            n++;
+        }
+        conn = next;
     }
     return n;
 }

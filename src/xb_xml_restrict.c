@@ -5,6 +5,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <apr_pools.h>
+
 #include "xb_xml_restrict.h"
 
 static const xb_xml_refusal_t refused_doctype = { "DOCTYPE", "DOCTYPE not allowed" };
@@ -67,6 +69,56 @@ XML_Parser xb_xml_restrict_parser_create(int namespaces)
 {
     return namespaces ? XML_ParserCreateNS(XB_XML_ENCODING, XB_XML_NS_SEP)
                       : XML_ParserCreate(XB_XML_ENCODING);
+}
+
+/* Pool memory for expat (xb_xml_restrict_parser_create_in). Each block starts with its size,
+ * for realloc; free gives nothing back (the pool does, all at once). The header keeps the
+ * block aligned as apr_palloc aligns. */
+typedef union {
+    apr_size_t size;
+    double align_d;
+    void *align_p;
+    apr_uint64_t align_u;
+} pool_block_t;
+
+static __thread apr_pool_t *expat_pool;
+
+static void *XMLCALL pool_malloc(size_t size)
+{
+    pool_block_t *b = apr_palloc(expat_pool, sizeof(*b) + size);
+
+    b->size = size;
+    return b + 1;
+}
+
+static void *XMLCALL pool_realloc(void *ptr, size_t size)
+{
+    pool_block_t *old = ptr ? (pool_block_t *)ptr - 1 : NULL;
+    void *fresh;
+
+    if (old && old->size >= size) {
+        return ptr;
+    }
+    fresh = pool_malloc(size);
+    if (old) {
+        memcpy(fresh, ptr, old->size);
+    }
+    return fresh;
+}
+
+static void XMLCALL pool_free(void *ptr)
+{
+    (void)ptr;
+}
+
+static const XML_Memory_Handling_Suite pool_suite = { pool_malloc, pool_realloc, pool_free };
+
+XML_Parser xb_xml_restrict_parser_create_in(apr_pool_t *scratch, int namespaces)
+{
+    static const XML_Char sep[2] = { XB_XML_NS_SEP, '\0' };
+
+    expat_pool = scratch;
+    return XML_ParserCreate_MM(XB_XML_ENCODING, &pool_suite, namespaces ? sep : NULL);
 }
 
 void xb_xml_restrict_install(XML_Parser xp, xb_xml_restrict_t *ud)

@@ -412,6 +412,63 @@ def test_7114_daemon_out_of_descriptors_while_requests_are_held(env):
                     ("XB04008", "nowhere.test")])
 
 
+def test_7116_daemon_closes_idle_connection_with_a_request_in_it(env):
+    """Out of descriptors, the daemon closes the idle connections Apache's children keep for
+    reuse (XB04160). A child may have just taken one and written a request the daemon has not
+    read: the handler must send it again on a fresh connection, not answer
+    remote-connection-failed (which would end the client's session)."""
+    env.begin()
+    pid = env.daemon
+    soft, hard = nofile_limits(pid)
+    c = client(env, env.domain, wait=5)
+    c.create()
+    c.login("carol", env.users["carol"])
+    ping = "<iq xmlns='jabber:client' type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>"
+    # every child keeps idle connections to the daemon after these
+    for i in range(12):
+        c.request(ping % i)
+    env.pause()
+    time.sleep(0.5)
+    result = {}
+    raw = None
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        # the daemon's listener becomes readable first (a connection it cannot accept)...
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(daemon_socket(env.apache))
+        # RLIMIT_NOFILE bounds descriptor numbers: the lowest free one is the limit
+        used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+        set_nofile_soft(pid, min(set(range(len(used) + 1)) - used), hard)
+
+        def ask():
+            try:
+                result["r"] = c.request(ping % 99, check=False, timeout=20)
+            except BoshError as e:
+                result["r"] = e
+        # ...then the request goes out on a connection taken from a child's idle list
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(1.0)
+        set_nofile_soft(pid, soft, hard)
+        t.join(25)
+        r = result.get("r")
+        assert r is not None and not isinstance(r, Exception), result
+        assert not r.is_terminate, r.raw
+        assert not [l for l in env.lines() if "XB05031" in l]
+        assert [l for l in env.lines() if "XB04160" in l], "the daemon did not run out"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        set_nofile_soft(pid, soft, hard)
+        if raw is not None:
+            raw.close()
+        c.end_quietly()
+        env.resume()
+    env.also_expected = ("XB04160",)
+    env.end()
+
+
 def daemon_socket(apache):
     socks = [n for n in os.listdir(apache.run_dir)
              if n.startswith("xmpp-bridge.") and n.endswith(".sock")]

@@ -39,13 +39,30 @@ static xb_bosh_body_status_t parse_n_depth(const char *xml, size_t len, apr_size
                                            xb_bosh_body_t **body, const char **errmsg)
 {
     xb_bosh_parse_limits_t limits;
-    xb_bosh_body_status_t st;
+    xb_bosh_body_status_t st, st_pool;
+    xb_bosh_body_t *body_pool = NULL;
+    const char *errmsg_pool = NULL;
     char *copy = malloc(len ? len : 1);
 
     assert_non_null(copy);
     memcpy(copy, xml, len);
+    memset(&limits, 0, sizeof(limits));
     limits.max_depth = max_depth;
     st = xb_bosh_body_parse(pool, copy, len, &limits, body, errmsg);
+    /* Apache's handler lets expat allocate from a pool (expat_in_pool): the same answer. */
+    limits.expat_in_pool = 1;
+    st_pool = xb_bosh_body_parse(pool, copy, len, &limits, &body_pool, &errmsg_pool);
+    assert_int_equal(st_pool, st);
+    if (st == XB_BODY_OK) {
+        assert_non_null(body_pool);
+        assert_int_equal(body_pool->payload_len, (*body)->payload_len);
+        assert_memory_equal(body_pool->payload, (*body)->payload, (*body)->payload_len);
+        assert_int_equal(body_pool->rid, (*body)->rid);
+        assert_int_equal(body_pool->child_count, (*body)->child_count);
+    }
+    else {
+        assert_string_equal(errmsg_pool, *errmsg);
+    }
     /* The result must not point into the input. */
     memset(copy, 'X', len);
     free(copy);
@@ -685,6 +702,35 @@ static void test_too_deep_huge(void **state)
     assert_int_equal(parse_n_depth(xml, strlen(xml), 16, &b, &errmsg), XB_BODY_TOO_DEEP);
 }
 
+/* A body larger than every buffer expat starts with (many attributes, a 5,000-byte attribute
+ * value): with expat_in_pool (parse_n_depth runs both ways) its buffers grow through the
+ * pool's realloc, which must copy what they held. */
+static void test_large_body_both_allocators(void **state)
+{
+    apr_size_t text_len = 60000, i;
+    char *text = apr_palloc(pool, text_len + 1);
+    const char *xml, *expected;
+    xb_bosh_body_t *b;
+
+    (void)state;
+    for (i = 0; i < text_len; i++) {
+        text[i] = (char)('a' + i % 26);
+    }
+    text[text_len] = '\0';
+    xml = apr_pstrcat(pool, "<body rid='7' sid='s' " HB_ATTR "><message xmlns='jabber:client' "
+                      "to='a@b' a1='1' a2='2' a3='3' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9' "
+                      "a10='10' a11='11' a12='12' a13='13' a14='14' a15='15' a16='16' a17='17' "
+                      "long='", text + text_len - 5000, "'><body>", text,
+                      "</body></message></body>", NULL);
+    expected = apr_pstrcat(pool, "<message xmlns='jabber:client' to='a@b' a1='1' a2='2' a3='3' "
+                           "a4='4' a5='5' a6='6' a7='7' a8='8' a9='9' a10='10' a11='11' "
+                           "a12='12' a13='13' a14='14' a15='15' a16='16' a17='17' long='",
+                           text + text_len - 5000, "'><body>", text, "</body></message>", NULL);
+    assert_int_equal(parse(xml, &b), XB_BODY_OK);
+    assert_int_equal(b->payload_len, strlen(expected));
+    assert_memory_equal(b->payload, expected, b->payload_len);
+}
+
 static void test_default_limits(void **state)
 {
     xb_bosh_body_t *b;
@@ -1074,6 +1120,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_deep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_deep_huge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_both_allocators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_well_formed, setup, teardown),

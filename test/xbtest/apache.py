@@ -176,6 +176,12 @@ class Apache:
             "    Require all granted",
             "</Location>",
             MPM_DEFAULTS[self.mpm],
+        ]
+        if os.environ.get("XB_THREAD_STACK_SIZE") and self.mpm != "prefork":
+            # the whole suite under a small stack (the 10k example's ThreadStackSize is checked
+            # this way: docs/dev/perf-plan.md)
+            lines.append("ThreadStackSize %d" % int(os.environ["XB_THREAD_STACK_SIZE"]))
+        lines += [
             "# ---- extra_conf",
             self.extra_conf,
             "",
