@@ -87,19 +87,20 @@ class BenchApache(Apache):
 
 
 def event_mpm_conf(clients, threads_per_child=None, server_limit=None, max_workers=None,
-                   thread_stack=None, start_servers=None, max_mem_free=None):
+                   thread_stack=None, start_servers=None, max_mem_free=None, mpm="event"):
     """Event MPM sizing for N held long-polls: one thread per held request (XmppBridge holds a
     request in its handler thread), plus the second request of a client while it sends, plus
     spare threads. thread_stack / max_mem_free: ThreadStackSize (bytes) and MaxMemFree (kB),
     None or 0 for Apache's defaults (8 MiB, 2048 kB); bench/run passes the README's 256 kB and
-    32 kB."""
+    32 kB. mpm="worker": the same for the worker MPM, where a keep-alive connection between
+    requests also holds a thread (two per client)."""
     tpc = threads_per_child or (64 if clients <= 200 else 200)
-    need = int(clients * 1.25) + 2 * tpc
+    need = int(clients * (2.25 if mpm == "worker" else 1.25)) + 2 * tpc
     limit = server_limit or max(2, -(-need // tpc))
     mrw = max_workers or limit * tpc
     start = start_servers or 2
     lines = [
-        "<IfModule mpm_event_module>",
+        "<IfModule mpm_%s_module>" % mpm,
         "    StartServers %d" % start,
         "    ServerLimit %d" % limit,
         "    ThreadLimit %d" % max(64, tpc),
@@ -108,7 +109,7 @@ def event_mpm_conf(clients, threads_per_child=None, server_limit=None, max_worke
         "    MinSpareThreads %d" % min(tpc, mrw - 1),
         "    MaxSpareThreads %d" % mrw,
         "    MaxConnectionsPerChild 0",
-        "    AsyncRequestWorkerFactor 4",
+    ] + (["    AsyncRequestWorkerFactor 4"] if mpm == "event" else []) + [
         "</IfModule>",
     ]
     if thread_stack:
