@@ -49,6 +49,12 @@
 #define MAX_POLL_WAIT apr_time_from_msec(500)
 /* Out of descriptors, accepting is retried this often (see pause_accepting). */
 #define ACCEPT_RETRY apr_time_from_msec(100)
+/* Freed pool blocks the daemon's allocator keeps for reuse; the rest go back to the system.
+ * Enough for a round's churn (answer scratch pools, ended sessions); without a bound, every
+ * block of a past peak stayed resident, and a new session's pool was one of them, all its
+ * pages touched, where a fresh block has only the pages the session uses (see
+ * docs/dev/perf-plan.md, memory per held session). */
+#define POOL_MAX_FREE (256 * 1024)
 
 typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 
@@ -2502,6 +2508,25 @@ static void shutdown_sessions(xb_daemon_t *d)
     }
 }
 
+/* The daemon's pool: a child of `parent` with an allocator of its own (POOL_MAX_FREE); the
+ * daemon is one thread, so the allocator needs no mutex. */
+static apr_pool_t *daemon_pool(apr_pool_t *parent)
+{
+    apr_allocator_t *allocator;
+    apr_pool_t *pool;
+
+    if (apr_allocator_create(&allocator) != APR_SUCCESS) {
+        return parent;
+    }
+    apr_allocator_max_free_set(allocator, POOL_MAX_FREE);
+    if (apr_pool_create_ex(&pool, parent, NULL, allocator) != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        return parent;
+    }
+    apr_allocator_owner_set(allocator, pool);
+    return pool;
+}
+
 static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_config_t *conf,
                                 xb_shm_table_t *table, apr_socket_t *listener)
 {
@@ -2566,7 +2591,7 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
     apr_time_t next, shutdown_until = 0;
     apr_status_t rv;
 
-    rv = daemon_init(d, pool, conf, table, listener);
+    rv = daemon_init(d, daemon_pool(pool), conf, table, listener);
     if (rv != APR_SUCCESS) {
         return rv;
     }
