@@ -77,8 +77,10 @@ typedef struct address_count {
     struct address_count *next_free;
 } address_count_t;
 
-/* An answer buffer bigger than this is released once written. */
-#define CONN_OUT_KEEP 4096
+/* An answer buffer bigger than this is released once written: none is kept, since a
+ * connection spends its life waiting (idle, or holding a request) and a malloc per answer
+ * costs less than the up to 4 kB each of them kept before. */
+#define CONN_OUT_KEEP 0
 
 /* Handler connections are allocated CONN_SLAB at a time from the daemon's pool and recycled
  * through a free list: they have no pool of their own, whose 8 kB minimum was most of what a
