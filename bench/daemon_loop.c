@@ -185,13 +185,17 @@ static int ipc_connect(void)
     return fd;
 }
 
-/* Sends one BOSH request frame on a fresh connection; returns the connection. */
-static int send_body(apr_pool_t *p, const char *body)
+/* Sends one BOSH request frame on `fd`, or on a fresh connection when fd < 0; returns the
+ * connection. */
+static int send_body_on(apr_pool_t *p, int fd, const char *body)
 {
     xb_ipc_request_meta_t meta;
     apr_size_t len;
     char *frame;
-    int fd = ipc_connect();
+
+    if (fd < 0) {
+        fd = ipc_connect();
+    }
 
     memset(&meta, 0, sizeof(meta));
     strcpy(meta.client_ip, "127.0.0.1");
@@ -199,6 +203,11 @@ static int send_body(apr_pool_t *p, const char *body)
                          &len);
     write_all(fd, frame, len);
     return fd;
+}
+
+static int send_body(apr_pool_t *p, const char *body)
+{
+    return send_body_on(p, -1, body);
 }
 
 /* Reads the response frame on `fd` (blocking) into `out` (NUL-terminated); returns the status. */
@@ -318,14 +327,23 @@ typedef struct {
     int held;  /* the connection carrying its held request */
 } client_t;
 
-static void hold_next(apr_pool_t *p, client_t *c)
+/* REUSE_LINK=1: the held request goes on the connection that carried the session creation,
+ * as an Apache child reuses its idle connections (xb_link_keep); else on a fresh one. */
+static int reuse_link;
+
+static void hold_next_on(apr_pool_t *p, client_t *c, int fd)
 {
     char body[256];
 
     c->rid++;
     snprintf(body, sizeof(body), "<body rid='%llu' sid='%s' "
              "xmlns='http://jabber.org/protocol/httpbind'/>", c->rid, c->sid);
-    c->held = send_body(p, body);
+    c->held = send_body_on(p, fd, body);
+}
+
+static void hold_next(apr_pool_t *p, client_t *c)
+{
+    hold_next_on(p, c, -1);
 }
 
 static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t pid,
@@ -340,6 +358,7 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
     unsigned i, k, busy = n < 16 ? n : 16;
 
     sock_path_g = sock_path;
+    reuse_link = getenv("REUSE_LINK") && !strcmp(getenv("REUSE_LINK"), "1");
     apr_pool_create(&p, NULL);
     signal(SIGPIPE, SIG_IGN);
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -377,7 +396,10 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
         }
         xmpp_setup(&c->xmpp);
         read_response(fd, buf, sizeof(buf));
-        close(fd);
+        if (!reuse_link) {
+            close(fd);
+            fd = -1;
+        }
         s = strstr(buf, "sid='");
         if (!s) {
             s = strstr(buf, "sid=\"");
@@ -386,7 +408,7 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
             fprintf(stderr, "daemon_loop drive: no sid in %s\n", buf);
             return 1;
         }
-        hold_next(p, c);
+        hold_next_on(p, c, fd);
         apr_pool_clear(p);
     }
     /* Let the daemon take the last held request before counting starts. */

@@ -100,4 +100,14 @@ xb_ipc_read_status_t xb_ipc_reader_next(xb_ipc_reader_t *r, xb_ipc_header_t *hdr
 
 void xb_ipc_reader_destroy(xb_ipc_reader_t *r);
 
+/* A reader owned by no pool, for objects recycled by hand (the daemon's handler connections,
+ * which have no pool of their own): NULL when out of memory; xb_ipc_reader_free ends it. */
+xb_ipc_reader_t *xb_ipc_reader_new(apr_size_t max_payload);
+void xb_ipc_reader_free(xb_ipc_reader_t *r);
+
+/* Gives the buffer back when no partial frame is left in it (after the frames were handled:
+ * payloads returned by xb_ipc_reader_next are invalid afterwards). A connection that waits
+ * for its answer, or for its next request, then holds no buffer. */
+void xb_ipc_reader_release_idle(xb_ipc_reader_t *r);
+
 #endif

@@ -18,7 +18,8 @@
  * and queued elements are malloc'ed and freed one by one: a subpool per answer would cost at
  * least one 8 KiB APR block for bodies that are mostly a few hundred bytes, times
  * `response_cache` per session. A pool cleanup frees whatever is left when the session pool
- * goes. Answers are built in `scratch`, cleared after each one. Early requests (rare) get a
+ * goes. Answers are built in `scratch`, a subpool made when an answer needs it and destroyed
+ * after each one: a held session keeps no 8 KiB block for it. Early requests (rare) get a
  * subpool each, destroyed once processed.
  *
  * Extension points: key sequencing and pause belong in process_request() (they act in RID
@@ -125,7 +126,7 @@ struct xb_queued {
 
 struct xb_bosh_session {
     apr_pool_t *pool;
-    apr_pool_t *scratch; /* answers are built here; cleared after each */
+    apr_pool_t *scratch; /* answers are built here (scratch_of); destroyed after each */
     const char *sid;
     char tag[XB_LOG_TAG_LEN + 1]; /* what log lines call the session (never the SID) */
     const char *from; /* the creation request's `to` */
@@ -201,6 +202,25 @@ struct xb_bosh_session {
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers */
+
+/* The pool answers are built in, made on first use: most of a session's life is spent
+ * holding a request, with nothing being built. */
+static apr_pool_t *scratch_of(xb_bosh_session_t *s)
+{
+    if (!s->scratch) {
+        apr_pool_create(&s->scratch, s->pool);
+    }
+    return s->scratch;
+}
+
+/* The answer is out: its memory goes back to the allocator. */
+static void scratch_done(xb_bosh_session_t *s)
+{
+    if (s->scratch) {
+        apr_pool_destroy(s->scratch);
+        s->scratch = NULL;
+    }
+}
 
 static void *malloc_or_abort(apr_size_t n)
 {
@@ -763,7 +783,7 @@ static void answer_oldest(xb_bosh_session_t *s)
     if (!h.req) {
         lens = queue_lengths(s, stream, &n_elems);
     }
-    payload = queue_take(s, s->scratch, stream, &plen, &end);
+    payload = queue_take(s, scratch_of(s), stream, &plen, &end);
     answer_attrs(s, h.rid, &attrs);
     if (h.refused) {
         attrs.condition = h.refused;
@@ -787,7 +807,7 @@ static void answer_oldest(xb_bosh_session_t *s)
             attrs.condition = end; /* that stream only: the session goes on */
         }
     }
-    body = xb_bosh_response_build(s->scratch, &attrs, payload, plen, &blen);
+    body = xb_bosh_response_build(scratch_of(s), &attrs, payload, plen, &blen);
     c = (xb_cached_t *)cache_store(s, h.rid, 200, body, blen, !h.req, h.resends);
     c->stream = stream < 0 ? 0 : (unsigned)stream;
     if (lens) {
@@ -796,7 +816,7 @@ static void answer_oldest(xb_bosh_session_t *s)
         c->n_elems = n_elems;
         c->payload_off = blen - strlen("</body>") - plen;
     }
-    apr_pool_clear(s->scratch);
+    scratch_done(s);
     if (h.req && h.rid > s->last_answered) {
         s->last_answered = h.rid;
     }
@@ -822,9 +842,9 @@ static void respond_plain(xb_bosh_session_t *s, xb_request_id_t req, int recover
 
     memset(&attrs, 0, sizeof(attrs));
     attrs.recoverable_error = recoverable;
-    body = xb_bosh_response_build(s->scratch, &attrs, NULL, 0, &len);
+    body = xb_bosh_response_build(scratch_of(s), &attrs, NULL, 0, &len);
     respond(s, req, 200, body, len);
-    apr_pool_clear(s->scratch);
+    scratch_done(s);
 }
 
 /* §17.1: a legacy client (no `ver`) gets an HTTP error and no body for the conditions that
@@ -1087,13 +1107,13 @@ static void fail_others(xb_bosh_session_t *s)
     int status;
 
     /* Nobody live: the queue stays, to be bounced (end_session). */
-    payload = live_requests(s) ? queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL)
+    payload = live_requests(s) ? queue_take(s, scratch_of(s), queue_pick(s, 1), &plen, NULL)
                                : NULL;
     plen = payload ? plen : 0;
     while (s->held_n) {
         xb_held_t h = held_pop(s);
         if (h.req) {
-            build_terminal(s, s->scratch, XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
+            build_terminal(s, scratch_of(s), XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
                            &len);
             respond(s, h.req, status, body, len);
             payload = NULL;
@@ -1102,7 +1122,7 @@ static void fail_others(xb_bosh_session_t *s)
     }
     for (p = s->pending; p; p = p->next) {
         if (p->req) {
-            build_terminal(s, s->scratch, XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
+            build_terminal(s, scratch_of(s), XB_COND_OTHER_REQUEST, payload, plen, &status, &body,
                            &len);
             respond(s, p->req, status, body, len);
             payload = NULL;
@@ -1111,7 +1131,7 @@ static void fail_others(xb_bosh_session_t *s)
             s->pending_live--;
         }
     }
-    apr_pool_clear(s->scratch);
+    scratch_done(s);
 }
 
 /* A request the session cannot accept ends it (§11, §14.2, §14.3, §15): the other waiting
@@ -1123,9 +1143,9 @@ static void fail_request(xb_bosh_session_t *s, xb_request_id_t req, xb_bosh_cond
     int status;
 
     fail_others(s);
-    build_terminal(s, s->scratch, cond, NULL, 0, &status, &body, &len);
+    build_terminal(s, scratch_of(s), cond, NULL, 0, &status, &body, &len);
     respond(s, req, status, body, len);
-    apr_pool_clear(s->scratch);
+    scratch_done(s);
     end_session(s);
 }
 
@@ -1159,7 +1179,7 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
     s->rid_hi = body->rid;
     /* With no live held request the queue stays, to be bounced (end_session). */
     payload = live_requests(s) > s->pending_live
-                  ? queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL)
+                  ? queue_take(s, scratch_of(s), queue_pick(s, 1), &plen, NULL)
                   : NULL;
     plen = payload ? plen : 0;
     while (s->held_n) {
@@ -1168,24 +1188,25 @@ static void client_terminate(xb_bosh_session_t *s, xb_request_id_t req,
             continue;
         }
         if (first) {
-            answer = xb_bosh_terminate_build(s->scratch, XB_COND_NONE, &len);
+            answer = xb_bosh_terminate_build(scratch_of(s), XB_COND_NONE, &len);
             if (plen) {
                 /* The same plain terminate, with the payload inside. */
-                answer = apr_pstrcat(s->scratch, apr_pstrndup(s->scratch, answer, len - 2), ">",
-                                     apr_pstrmemdup(s->scratch, payload, plen), "</body>", NULL);
+                apr_pool_t *sp = scratch_of(s);
+                answer = apr_pstrcat(sp, apr_pstrndup(sp, answer, len - 2), ">",
+                                     apr_pstrmemdup(sp, payload, plen), "</body>", NULL);
                 len = strlen(answer);
             }
             first = 0;
         }
         else {
             memset(&attrs, 0, sizeof(attrs));
-            answer = xb_bosh_response_build(s->scratch, &attrs, NULL, 0, &len);
+            answer = xb_bosh_response_build(scratch_of(s), &attrs, NULL, 0, &len);
         }
         respond(s, h.req, 200, answer, len);
     }
-    answer = xb_bosh_terminate_build(s->scratch, XB_COND_NONE, &len);
+    answer = xb_bosh_terminate_build(scratch_of(s), XB_COND_NONE, &len);
     respond(s, req, 200, answer, len);
-    apr_pool_clear(s->scratch);
+    scratch_done(s);
     end_session(s);
 }
 
@@ -1405,8 +1426,8 @@ static void new_stream_name(xb_bosh_session_t *s, char name[XB_STREAM_NAME_LEN +
 {
     char hex[XB_BOSH_KEY_HEX_LEN + 1];
 
-    xb_bosh_key_hash(apr_psprintf(s->scratch, "%s/stream/%u", s->sid, s->streams_made++), hex);
-    apr_pool_clear(s->scratch);
+    xb_bosh_key_hash(apr_psprintf(scratch_of(s), "%s/stream/%u", s->sid, s->streams_made++), hex);
+    scratch_done(s);
     memcpy(name, hex, XB_STREAM_NAME_LEN);
     name[XB_STREAM_NAME_LEN] = '\0';
 }
@@ -1782,9 +1803,9 @@ void xb_bosh_session_request(xb_bosh_session_t *s, xb_request_id_t req,
         /* The owner should have removed us; still, never leave a request unanswered. */
         xb_log(XB_LOG_MARK, XB_LOG_INFO,
                XBLOGNO(02015) "session %s: request after the session ended", s->tag);
-        build_terminal(s, s->scratch, XB_COND_ITEM_NOT_FOUND, NULL, 0, &status, &body_out, &len);
+        build_terminal(s, scratch_of(s), XB_COND_ITEM_NOT_FOUND, NULL, 0, &status, &body_out, &len);
         respond(s, req, status, body_out, len);
-        apr_pool_clear(s->scratch);
+        scratch_done(s);
         return;
     }
     if (s->terminal_pending) {
@@ -1929,10 +1950,10 @@ static void session_closing(xb_bosh_session_t *s, unsigned stream, xb_bosh_condi
         /* Built once in the session pool: it may have to wait for the next request. With
          * several streams it carries the oldest one's stanzas; the others' are bounced (the
          * gateway ends the session) or lost with their streams. */
-        payload = queue_take(s, s->scratch, queue_pick(s, 1), &plen, NULL);
+        payload = queue_take(s, scratch_of(s), queue_pick(s, 1), &plen, NULL);
         build_terminal(s, s->pool, cond, payload, plen, &s->terminal_status, &s->terminal,
                        &s->terminal_len);
-        apr_pool_clear(s->scratch);
+        scratch_done(s);
     }
     close_stream_once(s);
 
@@ -2130,7 +2151,6 @@ xb_bosh_session_t *xb_bosh_session_create(apr_pool_t *pool, const char *sid,
     xb_bosh_session_t *s = apr_pcalloc(pool, sizeof(*s));
 
     s->pool = pool;
-    apr_pool_create(&s->scratch, pool);
     s->sid = apr_pstrdup(pool, sid);
     xb_log_session_tag(sid, s->tag);
     s->from = apr_pstrdup(pool, creation->to);
@@ -2183,7 +2203,6 @@ xb_bosh_session_t *xb_bosh_session_create_prebound(apr_pool_t *pool, const char 
     strophe_attach.has_wait = 1;
     strophe_attach.wait = XB_PREBIND_CLIENT_WAIT;
     s->pool = pool;
-    apr_pool_create(&s->scratch, pool);
     s->sid = apr_pstrdup(pool, sid);
     xb_log_session_tag(sid, s->tag);
     s->from = apr_pstrdup(pool, domain);

@@ -49,6 +49,12 @@
 #define MAX_POLL_WAIT apr_time_from_msec(500)
 /* Out of descriptors, accepting is retried this often (see pause_accepting). */
 #define ACCEPT_RETRY apr_time_from_msec(100)
+/* Freed pool blocks the daemon's allocator keeps for reuse; the rest go back to the system.
+ * Enough for a round's churn (answer scratch pools, ended sessions); without a bound, every
+ * block of a past peak stayed resident, and a new session's pool was one of them, all its
+ * pages touched, where a fresh block has only the pages the session uses (see
+ * docs/dev/perf-plan.md, memory per held session). */
+#define POOL_MAX_FREE (256 * 1024)
 
 typedef enum { FD_LISTENER = 1, FD_IPC, FD_XMPP } fd_kind_t;
 
@@ -71,20 +77,29 @@ typedef struct address_count {
     struct address_count *next_free;
 } address_count_t;
 
-/* An answer buffer bigger than this is released once written. */
-#define CONN_OUT_KEEP 4096
+/* An answer buffer bigger than this is released once written: none is kept, since a
+ * connection spends its life waiting (idle, or holding a request) and a malloc per answer
+ * costs less than the up to 4 kB each of them kept before. */
+#define CONN_OUT_KEEP 0
+
+/* Handler connections are allocated CONN_SLAB at a time from the daemon's pool and recycled
+ * through a free list: they have no pool of their own, whose 8 kB minimum was most of what a
+ * held request cost the daemon (the struct, its apr_socket_t and the reader are ~0.5 kB). */
+#define CONN_SLAB 64
 
 /* One handler's connection: carries one HTTP request at a time, then the next one. */
 typedef struct ipc_conn {
     fd_kind_t kind; /* first member: the pollset's client_data points here */
     xb_daemon_t *d;
-    apr_pool_t *base;        /* the connection's own: socket, reader, this struct */
+    struct ipc_conn *next_free; /* on d->free_conns */
+    int in_use;
     apr_pool_t *pool;        /* = d->scratch: what a frame needs while it is handled (cleared
                                 after every round; whatever outlives that is copied) */
-    apr_socket_t *sock;
+    apr_socket_t *sock;      /* the slot's own (from d->pool, made once), set to each descriptor
+                                accepted into the slot by apr_os_sock_put */
     apr_pollfd_t pfd;
     apr_int16_t events;
-    xb_ipc_reader_t *reader;
+    xb_ipc_reader_t *reader; /* malloc'd; its buffer is released between frames */
     xb_request_id_t req_id;  /* non-zero while registered in d->requests */
     bridge_session_t *session;
     xb_buf_t out;            /* the answer being written (malloc: a connection lives long) */
@@ -186,7 +201,9 @@ struct xb_daemon {
     xb_daemon_hooks_t hooks;
     xb_bosh_session_limits_t limits;
     xb_bosh_parse_limits_t parse_limits;
-    apr_array_header_t *closed_conns; /* of ipc_conn_t *, destroyed after the poll round */
+    apr_array_header_t *closed_conns; /* of ipc_conn_t *, recycled after the poll round */
+    ipc_conn_t *free_conns;           /* recycled connection slots (CONN_SLAB) */
+    apr_array_header_t *conn_slabs;   /* of ipc_conn_t *: every slab, for the final close */
     ipc_conn_t *idle_conns;           /* answered handler connections kept for reuse */
     apr_pool_t *scratch;              /* per-frame allocations, cleared after every round */
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
@@ -2110,6 +2127,10 @@ static void conn_read(ipc_conn_t *conn)
            && (st = xb_ipc_reader_next(conn->reader, &hdr, &payload)) == XB_IPC_FRAME) {
         handle_frame(conn, &hdr, payload);
     }
+    if (!conn->closing && st == XB_IPC_NEED_MORE) {
+        /* Between requests, and while its request is held, a connection holds no buffer. */
+        xb_ipc_reader_release_idle(conn->reader);
+    }
     if (!conn->closing && st == XB_IPC_BAD) {
         xb_log(XB_LOG_MARK, XB_LOG_WARNING, XBLOGNO(04016) "malformed frame from a handler");
         conn_close(conn);
@@ -2118,6 +2139,20 @@ static void conn_read(ipc_conn_t *conn)
         /* The handler went away (client gone, child stopping): its request is forgotten,
          * whatever its answer would have been stays queued for the client's re-send. */
         conn_close(conn);
+    }
+}
+
+/* close(2) rather than apr_socket_close: the socket was put, not accepted, so no pool cleanup
+ * is registered for it (apr_socket_close would look for one along d->pool's list). */
+static void conn_close_descriptor(ipc_conn_t *conn)
+{
+    apr_os_sock_t fd = -1;
+
+    apr_os_sock_get(&fd, conn->sock);
+    if (fd >= 0) {
+        close(fd);
+        fd = -1;
+        apr_os_sock_put(&conn->sock, &fd, conn->d->pool);
     }
 }
 
@@ -2138,7 +2173,7 @@ static void conn_close(ipc_conn_t *conn)
         }
     }
     poll_set(conn->d, &conn->pfd, &conn->events, 0);
-    apr_socket_close(conn->sock);
+    conn_close_descriptor(conn);
     xb_buf_free(&conn->out);
     if (conn->passed_fd >= 0) {
         close(conn->passed_fd);
@@ -2223,18 +2258,78 @@ static void resume_accepting(xb_daemon_t *d, apr_time_t now, apr_time_t *next)
     poll_set(d, &d->listener_pfd, &d->listener_events, APR_POLLIN);
 }
 
+static ipc_conn_t *conn_slot_take(xb_daemon_t *d)
+{
+    ipc_conn_t *conn;
+
+    if (!d->free_conns) {
+        ipc_conn_t *slab = apr_pcalloc(d->pool, CONN_SLAB * sizeof(*slab));
+        int i;
+
+        for (i = CONN_SLAB - 1; i >= 0; i--) {
+            slab[i].next_free = d->free_conns;
+            d->free_conns = &slab[i];
+        }
+        APR_ARRAY_PUSH(d->conn_slabs, ipc_conn_t *) = slab;
+    }
+    conn = d->free_conns;
+    d->free_conns = conn->next_free;
+    return conn;
+}
+
+static void conn_slot_give(ipc_conn_t *conn)
+{
+    xb_daemon_t *d = conn->d;
+
+    /* The reader goes only now: the frame being handled may still point into it. */
+    xb_ipc_reader_free(conn->reader);
+    conn->reader = NULL;
+    conn->in_use = 0;
+    conn->next_free = d->free_conns;
+    d->free_conns = conn;
+}
+
+/* The daemon ends: the connections still open are closed (they have no pool whose cleanup
+ * would do it). */
+static void close_all_conns(xb_daemon_t *d)
+{
+    int i, j;
+
+    for (i = 0; i < d->conn_slabs->nelts; i++) {
+        ipc_conn_t *slab = APR_ARRAY_IDX(d->conn_slabs, i, ipc_conn_t *);
+        for (j = 0; j < CONN_SLAB; j++) {
+            if (slab[j].in_use) {
+                conn_close_descriptor(&slab[j]);
+                xb_buf_free(&slab[j].out);
+                xb_ipc_reader_free(slab[j].reader);
+                if (slab[j].passed_fd >= 0) {
+                    close(slab[j].passed_fd);
+                }
+                slab[j].in_use = 0;
+            }
+        }
+    }
+}
+
 static void accept_conns(xb_daemon_t *d)
 {
+    apr_os_sock_t lfd;
+
+    apr_os_sock_get(&lfd, d->listener);
     for (;;) {
-        apr_pool_t *pool;
         ipc_conn_t *conn;
         apr_socket_t *sock;
+        xb_ipc_reader_t *reader;
         apr_status_t rv;
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-        apr_pool_create(&pool, d->pool);
-        rv = apr_socket_accept(&sock, d->listener, pool);
+        rv = fd >= 0 ? APR_SUCCESS : errno;
+        reader = fd >= 0 ? xb_ipc_reader_new(d->conf->max_body_size + 1024) : NULL;
+        if (fd >= 0 && !reader) {
+            close(fd);
+            rv = APR_ENOMEM;
+        }
         if (rv != APR_SUCCESS) {
-            apr_pool_destroy(pool);
             if (APR_STATUS_IS_EMFILE(rv) || APR_STATUS_IS_ENFILE(rv)) {
                 if (out_of_descriptors(d, rv)) {
                     continue; /* idle connections were given back: there is room now */
@@ -2246,13 +2341,18 @@ static void accept_conns(xb_daemon_t *d)
             }
             return;
         }
-        conn = apr_pcalloc(pool, sizeof(*conn));
+        conn = conn_slot_take(d);
+        sock = conn->sock;
+        memset(conn, 0, sizeof(*conn));
+        /* The slot's socket keeps its APR state from the last descriptor: non-blocking with a
+         * zero timeout, which accept4 made true of this one too. */
+        apr_os_sock_put(&sock, &fd, d->pool);
+        conn->in_use = 1;
         conn->kind = FD_IPC;
         conn->d = d;
-        conn->base = pool;
         conn->pool = d->scratch;
         conn->sock = sock;
-        conn->reader = xb_ipc_reader_create(pool, d->conf->max_body_size + 1024);
+        conn->reader = reader;
         conn->passed_fd = -1;
         apr_socket_opt_set(sock, APR_SO_NONBLOCK, 1);
         apr_socket_timeout_set(sock, 0);
@@ -2399,12 +2499,12 @@ static void dispatch(xb_daemon_t *d, const apr_pollfd_t *pfd)
     }
 }
 
-static void destroy_closed_conns(xb_daemon_t *d)
+static void recycle_closed_conns(xb_daemon_t *d)
 {
     int i;
 
     for (i = 0; i < d->closed_conns->nelts; i++) {
-        apr_pool_destroy(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *)->base);
+        conn_slot_give(APR_ARRAY_IDX(d->closed_conns, i, ipc_conn_t *));
     }
     d->closed_conns->nelts = 0;
     apr_pool_clear(d->scratch);
@@ -2428,6 +2528,25 @@ static void shutdown_sessions(xb_daemon_t *d)
     }
 }
 
+/* The daemon's pool: a child of `parent` with an allocator of its own (POOL_MAX_FREE); the
+ * daemon is one thread, so the allocator needs no mutex. */
+static apr_pool_t *daemon_pool(apr_pool_t *parent)
+{
+    apr_allocator_t *allocator;
+    apr_pool_t *pool;
+
+    if (apr_allocator_create(&allocator) != APR_SUCCESS) {
+        return parent;
+    }
+    apr_allocator_max_free_set(allocator, POOL_MAX_FREE);
+    if (apr_pool_create_ex(&pool, parent, NULL, allocator) != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        return parent;
+    }
+    apr_allocator_owner_set(allocator, pool);
+    return pool;
+}
+
 static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_config_t *conf,
                                 xb_shm_table_t *table, apr_socket_t *listener)
 {
@@ -2449,6 +2568,7 @@ static apr_status_t daemon_init(xb_daemon_t *d, apr_pool_t *pool, const xb_confi
     d->logouts = apr_hash_make(pool);
     d->addresses = apr_hash_make(pool);
     d->closed_conns = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
+    d->conn_slabs = apr_array_make(pool, 16, sizeof(ipc_conn_t *));
     apr_pool_create(&d->scratch, pool);
     d->to_reap = apr_array_make(pool, 16, sizeof(bridge_session_t *));
     d->timers = xb_timer_heap_create(pool, conf->max_sessions);
@@ -2491,7 +2611,7 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
     apr_time_t next, shutdown_until = 0;
     apr_status_t rv;
 
-    rv = daemon_init(d, pool, conf, table, listener);
+    rv = daemon_init(d, daemon_pool(pool), conf, table, listener);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -2527,12 +2647,13 @@ apr_status_t xb_daemon_run(apr_pool_t *pool, const xb_config_t *conf, xb_shm_tab
         for (i = 0; rv == APR_SUCCESS && i < n; i++) {
             dispatch(d, &results[i]);
         }
-        destroy_closed_conns(d);
+        recycle_closed_conns(d);
         now = apr_time_now();
         next = run_timers(d, now);
         resume_accepting(d, now, &next);
-        destroy_closed_conns(d);
+        recycle_closed_conns(d);
     }
+    close_all_conns(d);
     SSL_CTX_free(d->ssl_ctx);
     return APR_SUCCESS;
 }

@@ -55,6 +55,29 @@ void xb_ipc_reader_destroy(xb_ipc_reader_t *r)
     reader_cleanup(r);
 }
 
+xb_ipc_reader_t *xb_ipc_reader_new(apr_size_t max_payload)
+{
+    xb_ipc_reader_t *r = calloc(1, sizeof(*r));
+
+    if (r) {
+        r->max_payload = max_payload;
+    }
+    return r;
+}
+
+void xb_ipc_reader_free(xb_ipc_reader_t *r)
+{
+    if (r) {
+        xb_buf_free(&r->in);
+        free(r);
+    }
+}
+
+void xb_ipc_reader_release_idle(xb_ipc_reader_t *r)
+{
+    xb_buf_trim(&r->in, 0);
+}
+
 int xb_ipc_reader_feed(xb_ipc_reader_t *r, const char *data, apr_size_t len)
 {
     xb_buf_trim(&r->in, READER_KEEP);

@@ -27,7 +27,7 @@ struct xb_tls {
     int established;
     int failed;
     int close_sent;
-    char error[512];
+    char *error;      /* why it failed; from the pool at the first failure (most never fail) */
     char desc[96];
 };
 
@@ -46,6 +46,18 @@ static apr_status_t tls_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+#define ERROR_MAX 512
+
+/* `t->error`, emptied; allocated the first time. */
+static char *error_buf(xb_tls_t *t)
+{
+    if (!t->error) {
+        t->error = apr_palloc(t->pool, ERROR_MAX);
+    }
+    t->error[0] = '\0';
+    return t->error;
+}
+
 /* Appends the error queue to `t->error`, emptying the queue. */
 static void collect_queue(xb_tls_t *t)
 {
@@ -55,16 +67,16 @@ static void collect_queue(xb_tls_t *t)
 
     while ((e = ERR_get_error()) != 0) {
         used = strlen(t->error);
-        if (used + 4 >= sizeof(t->error)) {
+        if (used + 4 >= ERROR_MAX) {
             continue; /* keep draining */
         }
         lib = ERR_lib_error_string(e);
         reason = ERR_reason_error_string(e);
-        snprintf(t->error + used, sizeof(t->error) - used, "%s%s%s%s", used ? "; " : "",
+        snprintf(t->error + used, ERROR_MAX - used, "%s%s%s%s", used ? "; " : "",
                  lib ? lib : "", lib ? ": " : "", reason ? reason : "unknown error");
         if (!reason) {
             used = strlen(t->error);
-            snprintf(t->error + used, sizeof(t->error) - used, " (%lx)", e);
+            snprintf(t->error + used, ERROR_MAX - used, " (%lx)", e);
         }
     }
 }
@@ -76,21 +88,21 @@ static xb_tls_io_t tls_fail(xb_tls_t *t, int ssl_error)
     long vr = t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
 
     t->failed = 1;
-    t->error[0] = '\0';
+    error_buf(t);
     if (t->endpoint) {
         /* The offered session, the certificate or the connection later failed: offer
          * nothing more until a verified handshake gives a new session. */
         xb_tls_endpoint_forget(t->endpoint);
     }
     if (vr != X509_V_OK) {
-        snprintf(t->error, sizeof(t->error), "certificate verification failed: %s (%ld)",
+        snprintf(t->error, ERROR_MAX, "certificate verification failed: %s (%ld)",
                  X509_verify_cert_error_string(vr), vr);
         ERR_clear_error();
         return XB_TLS_IO_ERROR;
     }
     collect_queue(t);
     if (!t->error[0]) {
-        snprintf(t->error, sizeof(t->error), "%s",
+        snprintf(t->error, ERROR_MAX, "%s",
                  ssl_error == SSL_ERROR_SYSCALL ? "unexpected end of the TLS stream"
                                                 : "TLS protocol error");
     }
@@ -438,7 +450,7 @@ xb_tls_io_t xb_tls_write(xb_tls_t *t, const char *data, apr_size_t len)
     }
     if (!t->held || len > INT_MAX || BIO_write(t->held, data, (int)len) != (int)len) {
         t->failed = 1;
-        snprintf(t->error, sizeof(t->error), "out of memory");
+        snprintf(error_buf(t), ERROR_MAX, "out of memory");
         return XB_TLS_IO_ERROR;
     }
     return XB_TLS_IO_OK;
@@ -458,7 +470,7 @@ void xb_tls_close_notify(xb_tls_t *t)
 
 const char *xb_tls_error(const xb_tls_t *t)
 {
-    return t->error[0] ? t->error : "no TLS error";
+    return t->error && t->error[0] ? t->error : "no TLS error";
 }
 
 const char *xb_tls_describe(xb_tls_t *t)

@@ -32,8 +32,11 @@
  * the rest of a long session. */
 #define KEEP_CAPACITY 65536
 #define READ_CHUNK 16384
-/* The socket buffer is drained at once in the common case: an idle session keeps none bigger. */
-#define OUT_KEEP 4096
+/* The socket buffer is drained at once in the common case: an idle session keeps none (a
+ * session spends most of its life idle, and a 1 kB malloc per write is cheap next to it). */
+#define OUT_KEEP 0
+/* The reason a stream ended, for the log and the closed event. */
+#define WHY_MAX 640
 
 typedef enum {
     ST_INIT,      /* nothing sent yet */
@@ -66,7 +69,7 @@ struct xb_xmpp_conn {
     xb_buf_t early;         /* client data that came before the stream was ready */
     xb_buf_t tmp;           /* stream headers under construction */
     char error_cond[48];  /* condition of a <stream:error/> being parsed */
-    char why[640];
+    char *why;            /* set once, by finish (from the pool: a stream that lives keeps none) */
 };
 
 /* -- buffers -------------------------------------------------------------------------- */
@@ -119,8 +122,9 @@ static void finish(xb_xmpp_conn_t *c, xb_bosh_condition_t cond, const char *data
     }
     c->state = ST_CLOSED;
     c->handing_up = 0;
+    c->why = apr_palloc(c->pool, WHY_MAX);
     va_start(ap, fmt);
-    vsnprintf(c->why, sizeof(c->why), fmt, ap);
+    vsnprintf(c->why, WHY_MAX, fmt, ap);
     va_end(ap);
     xb_log(XB_LOG_MARK, cond == XB_COND_NONE ? XB_LOG_DEBUG : XB_LOG_INFO,
            XBLOGNO(03001) "XMPP stream to %s closed (%s): %s", c->params.domain,
@@ -199,7 +203,7 @@ static void send_header(xb_xmpp_conn_t *c)
     send_raw(c, h->data, h->len);
     c->stream_out = 1;
     c->close_sent = 0;
-    h->len = 0;
+    xb_buf_free(h); /* a header goes out once or twice in a stream's life */
 }
 
 /* </stream:stream> (after a stream error if `condition`) on a stream we opened. */

@@ -25,8 +25,9 @@
 #define FEED_SLICE 4096
 /* Buffers bigger than this are released when empty: one big stanza must not pin memory for
  * the rest of a long session. Most sessions sit idle most of the time, so the bar is low:
- * 64 kB here made a session that once got a 30 kB roster keep 64 kB for its whole life. */
-#define KEEP_CAPACITY 4096
+ * 64 kB here made a session that once got a 30 kB roster keep 64 kB for its whole life, and
+ * 4 kB kept the first 1 kB allocation of every idle stream (a malloc per read costs less). */
+#define KEEP_CAPACITY 0
 
 #define CLIENT_NS_ATTR " xmlns='" XB_CLIENT_NS "'"
 
@@ -268,6 +269,7 @@ static void element_end(xb_xmpp_framer_t *f, const char *name)
     }
     f->out.len = 0;
     xb_buf_trim(&f->out, KEEP_CAPACITY);
+    xb_buf_free(&f->ns); /* between stanzas a stream keeps no buffer for it */
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)

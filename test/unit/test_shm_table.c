@@ -179,6 +179,53 @@ static void test_ipc_frames_split_anywhere(void **state)
     }
 }
 
+/* The daemon's readers (malloc'd) give their buffer back whenever no partial frame is left:
+ * a frame cut anywhere must survive that. */
+static void test_ipc_reader_release_keeps_partial_frames(void **state)
+{
+    const char body[] = "<body rid='2' xmlns='http://jabber.org/protocol/httpbind'/>";
+    apr_size_t len1, len2, cut;
+    char *f1 = xb_ipc_frame(pool, XB_IPC_BOSH_REQUEST, 7, "meta", 4, body, sizeof(body) - 1,
+                            &len1);
+    char *f2 = xb_ipc_frame(pool, XB_IPC_RESPONSE, 200, "ok", 2, NULL, 0, &len2);
+    char *both = apr_palloc(pool, len1 + len2);
+
+    (void)state;
+    memcpy(both, f1, len1);
+    memcpy(both + len1, f2, len2);
+    for (cut = 0; cut <= len1 + len2; cut++) {
+        xb_ipc_reader_t *r = xb_ipc_reader_new(1024);
+        xb_ipc_header_t hdr;
+        const char *payload;
+        int frames = 0;
+
+        assert_non_null(r);
+        xb_ipc_reader_release_idle(r); /* nothing allocated yet */
+        assert_int_equal(xb_ipc_reader_feed(r, both, cut), APR_SUCCESS);
+        while (xb_ipc_reader_next(r, &hdr, &payload) == XB_IPC_FRAME) {
+            frames++;
+        }
+        xb_ipc_reader_release_idle(r);
+        assert_int_equal(xb_ipc_reader_feed(r, both + cut, len1 + len2 - cut), APR_SUCCESS);
+        while (xb_ipc_reader_next(r, &hdr, &payload) == XB_IPC_FRAME) {
+            frames++;
+            if (hdr.type == XB_IPC_RESPONSE) {
+                assert_memory_equal(payload, "ok", 2);
+            }
+            else {
+                assert_memory_equal(payload + 4, body, sizeof(body) - 1);
+            }
+        }
+        xb_ipc_reader_release_idle(r);
+        assert_int_equal(frames, 2);
+        /* Emptied and released: the reader takes the next frame as a new one. */
+        assert_int_equal(xb_ipc_reader_feed(r, f2, len2), APR_SUCCESS);
+        assert_int_equal(xb_ipc_reader_next(r, &hdr, &payload), XB_IPC_FRAME);
+        assert_int_equal(hdr.aux, 200);
+        xb_ipc_reader_free(r);
+    }
+}
+
 static void test_ipc_rejects_bad_frames(void **state)
 {
     xb_ipc_reader_t *r = xb_ipc_reader_create(pool, 16);
@@ -310,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_churn_keeps_rows_reachable),
         cmocka_unit_test(test_clear_and_attach),
         cmocka_unit_test(test_ipc_frames_split_anywhere),
+        cmocka_unit_test(test_ipc_reader_release_keeps_partial_frames),
         cmocka_unit_test(test_ipc_rejects_bad_frames),
         cmocka_unit_test(test_lookup_takes_no_lock),
         cmocka_unit_test(test_lookup_sees_whole_rows),
