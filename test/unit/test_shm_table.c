@@ -138,19 +138,29 @@ static void test_clear_and_attach(void **state)
     assert_int_equal(xb_shm_table_lookup(t, "short", &got), APR_NOTFOUND);
 }
 
+/* A BOSH request frame (meta + body) followed by a response frame ("ok", status 200), in one
+ * buffer of *total bytes; *len1: where the second frame starts, *len2: its length. */
+static char *two_frames(const char *body, apr_size_t body_len, apr_size_t *len1,
+                        apr_size_t *len2, apr_size_t *total)
+{
+    char *f1 = xb_ipc_frame(pool, XB_IPC_BOSH_REQUEST, 7, "meta", 4, body, body_len, len1);
+    char *f2 = xb_ipc_frame(pool, XB_IPC_RESPONSE, 200, "ok", 2, NULL, 0, len2);
+    char *both = apr_palloc(pool, *len1 + *len2);
+
+    memcpy(both, f1, *len1);
+    memcpy(both + *len1, f2, *len2);
+    *total = *len1 + *len2;
+    return both;
+}
+
 static void test_ipc_frames_split_anywhere(void **state)
 {
     const char body[] = "<body rid='1' xmlns='http://jabber.org/protocol/httpbind'/>";
-    apr_size_t len1, len2, cut;
-    char *f1 = xb_ipc_frame(pool, XB_IPC_BOSH_REQUEST, 7, "meta", 4, body, sizeof(body) - 1,
-                            &len1);
-    char *f2 = xb_ipc_frame(pool, XB_IPC_RESPONSE, 200, "ok", 2, NULL, 0, &len2);
-    char *both = apr_palloc(pool, len1 + len2);
+    apr_size_t len1, len2, total, cut;
+    char *both = two_frames(body, sizeof(body) - 1, &len1, &len2, &total);
 
     (void)state;
-    memcpy(both, f1, len1);
-    memcpy(both + len1, f2, len2);
-    for (cut = 0; cut <= len1 + len2; cut++) {
+    for (cut = 0; cut <= total; cut++) {
         xb_ipc_reader_t *r = xb_ipc_reader_create(pool, 1024);
         xb_ipc_header_t hdr;
         const char *payload;
@@ -161,7 +171,7 @@ static void test_ipc_frames_split_anywhere(void **state)
         while ((st = xb_ipc_reader_next(r, &hdr, &payload)) == XB_IPC_FRAME) {
             frames++;
         }
-        assert_int_equal(xb_ipc_reader_feed(r, both + cut, len1 + len2 - cut), APR_SUCCESS);
+        assert_int_equal(xb_ipc_reader_feed(r, both + cut, total - cut), APR_SUCCESS);
         while ((st = xb_ipc_reader_next(r, &hdr, &payload)) == XB_IPC_FRAME) {
             frames++;
             if (hdr.type == XB_IPC_RESPONSE) {
@@ -184,16 +194,11 @@ static void test_ipc_frames_split_anywhere(void **state)
 static void test_ipc_reader_release_keeps_partial_frames(void **state)
 {
     const char body[] = "<body rid='2' xmlns='http://jabber.org/protocol/httpbind'/>";
-    apr_size_t len1, len2, cut;
-    char *f1 = xb_ipc_frame(pool, XB_IPC_BOSH_REQUEST, 7, "meta", 4, body, sizeof(body) - 1,
-                            &len1);
-    char *f2 = xb_ipc_frame(pool, XB_IPC_RESPONSE, 200, "ok", 2, NULL, 0, &len2);
-    char *both = apr_palloc(pool, len1 + len2);
+    apr_size_t len1, len2, total, cut;
+    char *both = two_frames(body, sizeof(body) - 1, &len1, &len2, &total);
 
     (void)state;
-    memcpy(both, f1, len1);
-    memcpy(both + len1, f2, len2);
-    for (cut = 0; cut <= len1 + len2; cut++) {
+    for (cut = 0; cut <= total; cut++) {
         xb_ipc_reader_t *r = xb_ipc_reader_new(1024);
         xb_ipc_header_t hdr;
         const char *payload;
@@ -206,7 +211,7 @@ static void test_ipc_reader_release_keeps_partial_frames(void **state)
             frames++;
         }
         xb_ipc_reader_release_idle(r);
-        assert_int_equal(xb_ipc_reader_feed(r, both + cut, len1 + len2 - cut), APR_SUCCESS);
+        assert_int_equal(xb_ipc_reader_feed(r, both + cut, total - cut), APR_SUCCESS);
         while (xb_ipc_reader_next(r, &hdr, &payload) == XB_IPC_FRAME) {
             frames++;
             if (hdr.type == XB_IPC_RESPONSE) {
@@ -219,7 +224,7 @@ static void test_ipc_reader_release_keeps_partial_frames(void **state)
         xb_ipc_reader_release_idle(r);
         assert_int_equal(frames, 2);
         /* Emptied and released: the reader takes the next frame as a new one. */
-        assert_int_equal(xb_ipc_reader_feed(r, f2, len2), APR_SUCCESS);
+        assert_int_equal(xb_ipc_reader_feed(r, both + len1, len2), APR_SUCCESS);
         assert_int_equal(xb_ipc_reader_next(r, &hdr, &payload), XB_IPC_FRAME);
         assert_int_equal(hdr.aux, 200);
         xb_ipc_reader_free(r);
