@@ -356,9 +356,15 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
     static char buf[65536];
     int lfd, one = 1;
     unsigned i, k, busy = n < 16 ? n : 16;
+    int wait_s, quiet_s;
 
     sock_path_g = sock_path;
     reuse_link = getenv("REUSE_LINK") && !strcmp(getenv("REUSE_LINK"), "1");
+    /* QUIET=S (memory only): S more seconds with nothing sent, then the memory again: with
+     * WAIT below S the held requests expire meanwhile, which is when the daemon frees a quiet
+     * stream's parser (session_upkeep, IDLE_PARSER_AFTER). */
+    wait_s = getenv("WAIT") ? atoi(getenv("WAIT")) : 3600;
+    quiet_s = getenv("QUIET") ? atoi(getenv("QUIET")) : 0;
     apr_pool_create(&p, NULL);
     signal(SIGPIPE, SIG_IGN);
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -386,9 +392,9 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
         int fd;
 
         c->rid = 1000000 + (unsigned long long)i * 1000;
-        snprintf(buf, sizeof(buf), "<body rid='%llu' to='localhost' wait='3600' hold='1' "
+        snprintf(buf, sizeof(buf), "<body rid='%llu' to='localhost' wait='%d' hold='1' "
                  "ver='1.6' xml:lang='en' xmlns='http://jabber.org/protocol/httpbind' "
-                 "xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'/>", c->rid);
+                 "xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'/>", c->rid, wait_s);
         fd = send_body(p, buf);
         c->xmpp.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (c->xmpp.fd < 0) {
@@ -420,6 +426,14 @@ static int drive(const char *sock_path, int port, unsigned n, unsigned m, pid_t 
         printf("N=%u tls=%s daemon Rss %ld -> %ld kB, Pss_Anon %ld -> %ld kB; per held "
                "session: Rss %.1f kB, Pss_Anon %.1f kB\n", n, cert ? "yes" : "no", rss0, rss1,
                pss0, pss1, (double)(rss1 - rss0) / n, (double)(pss1 - pss0) / n);
+        fflush(stdout);
+    }
+    if (quiet_s > 0 && pss0 >= 0 && n > 0) {
+        sleep((unsigned)quiet_s);
+        memory_of(pid, &pss1, &rss1);
+        printf("after %d s quiet (wait %d s): daemon Rss %ld kB, Pss_Anon %ld kB; per "
+               "session: Rss %.1f kB, Pss_Anon %.1f kB\n", quiet_s, wait_s, rss1, pss1,
+               (double)(rss1 - rss0) / n, (double)(pss1 - pss0) / n);
         fflush(stdout);
     }
     if (m == 0) {

@@ -96,6 +96,10 @@ int xb_xmpp_conn_is_closed(const xb_xmpp_conn_t *c);
 /* True after TLS (or, with XB_TLS_NONE, the first features): client data flows. */
 int xb_xmpp_conn_is_ready(const xb_xmpp_conn_t *c);
 
+/* Between stanzas, frees the stream parser of a quiet stream (xb_xmpp_framer_compact); its
+ * next bytes make it again. Returns 1 when it freed it. */
+int xb_xmpp_conn_compact(xb_xmpp_conn_t *c);
+
 /* Frees OpenSSL objects (also done by a cleanup on `pool`). */
 void xb_xmpp_conn_destroy(xb_xmpp_conn_t *c);
 

@@ -55,6 +55,12 @@ apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size
  * <success/> and our new header, and plaintext after <proceed/> must never be trusted. */
 void xb_xmpp_framer_reset(xb_xmpp_framer_t *f);
 
+/* Between top-level elements with nothing partial fed, frees the expat parser (most of an
+ * idle stream's memory) and the buffers; the next feed makes a new parser and brings it back
+ * inside <stream:stream> first, so the events are the same as without it. Returns 1 when it
+ * freed them, 0 when the framer is mid-element, busy, not in a stream, or already compact. */
+int xb_xmpp_framer_compact(xb_xmpp_framer_t *f);
+
 /* Frees the parser and buffers (also done by a cleanup on the pool); safe inside an event. */
 void xb_xmpp_framer_destroy(xb_xmpp_framer_t *f);
 

@@ -15,6 +15,9 @@
  * made by the sans-I/O cores (xb_bosh_session, xb_xmpp_conn) from inside this loop.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -47,6 +50,10 @@
 #define CLOSE_GRACE apr_time_from_sec(2)
 /* The loop wakes at least this often even with no deadline (stop flag, housekeeping). */
 #define MAX_POLL_WAIT apr_time_from_msec(500)
+/* A session's XMPP stream quiet this long gives its parser back (session_upkeep). */
+#define IDLE_PARSER_AFTER apr_time_from_sec(10)
+/* After parsers were given back, free heap pages go back to the system at most this often. */
+#define TRIM_EVERY apr_time_from_sec(10)
 /* Out of descriptors, accepting is retried this often (see pause_accepting). */
 #define ACCEPT_RETRY apr_time_from_msec(100)
 /* Freed pool blocks the daemon's allocator keeps for reuse; the rest go back to the system.
@@ -128,6 +135,7 @@ struct bridge_session {
     int xmpp_closed;    /* the stream is over (xb_xmpp_conn fired `closed`) */
     apr_time_t connect_deadline; /* 0 once the stream is ready */
     apr_time_t close_deadline;   /* 0 until the session finished */
+    apr_time_t last_read;        /* the last bytes from the XMPP server */
     int reaped;
     /* Prebind: set while the daemon logs in on the user's behalf (bosh is NULL until then). */
     xb_xmpp_login_t *login;
@@ -209,6 +217,8 @@ struct xb_daemon {
     apr_array_header_t *to_reap;      /* of bridge_session_t *, reused every round */
     xb_timer_heap_t *timers;          /* sessions by their earliest deadline */
     apr_array_header_t *touched;      /* of bridge_session_t *: changed since run_timers */
+    int compacted;                    /* stream parsers freed since the last trim */
+    apr_time_t trimmed_at;
     apr_array_header_t *warm;         /* of warm_domain_t *, one per domain of d->conf */
     int stopping;
 };
@@ -700,6 +710,7 @@ static void session_read(bridge_session_t *s)
         apr_size_t n = sizeof(buf);
         apr_status_t rv = apr_socket_recv(s->sock, buf, &n);
         if (n > 0) {
+            s->last_read = apr_time_now();
             session_quickack(s);
             xb_xmpp_conn_feed(s->xmpp, buf, n);
         }
@@ -2402,6 +2413,16 @@ static int session_upkeep(bridge_session_t *s, apr_time_t now)
     }
     if (s->bosh) {
         xb_bosh_session_tick(s->bosh, now);
+        /* Most sessions sit idle for minutes: a stream quiet for a while frees its expat
+         * parser (~9 kB), made again by its next bytes. No timer of its own: upkeep reaches an
+         * idle session at its BOSH deadlines anyway (the held request's wait), and a stream
+         * that gets a stanza at least every 10 s keeps its parser. */
+        if (now - s->last_read >= IDLE_PARSER_AFTER && xb_xmpp_conn_compact(s->xmpp)) {
+            d->compacted++;
+            xb_log(XB_LOG_MARK, XB_LOG_DEBUG, XBLOGNO(04600) "session %s: XMPP stream quiet for "
+                   "%d s: its parser is freed until the next bytes", s->tag,
+                   (int)apr_time_sec(now - s->last_read));
+        }
     }
     session_sync(s);
     if (s->close_deadline && (s->sock_closed || now >= s->close_deadline)) {
@@ -2452,6 +2473,15 @@ static apr_time_t run_timers(xb_daemon_t *d, apr_time_t now)
             session_reap(APR_ARRAY_IDX(reap, i, bridge_session_t *));
         }
         reap->nelts = 0;
+    }
+    /* A freed parser's pages sit among live ones, so free() keeps them resident; malloc_trim
+     * hands whole free pages back (madvise), paced because it walks the heap. */
+    if (d->compacted && now - d->trimmed_at >= TRIM_EVERY) {
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+        d->compacted = 0;
+        d->trimmed_at = now;
     }
     t = xb_timer_heap_first(d->timers);
     if (t && t->due < next) {

@@ -580,6 +580,14 @@ void xb_xmpp_conn_destroy(xb_xmpp_conn_t *c)
 
 /* -- the public calls ------------------------------------------------------------------- */
 
+int xb_xmpp_conn_compact(xb_xmpp_conn_t *c)
+{
+    if (!c || !c->framer || c->state == ST_CLOSED) {
+        return 0;
+    }
+    return xb_xmpp_framer_compact(c->framer);
+}
+
 void xb_xmpp_conn_start(xb_xmpp_conn_t *c)
 {
     if (c->state != ST_INIT || !enter(c)) {

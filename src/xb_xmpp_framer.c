@@ -76,6 +76,8 @@ struct xb_xmpp_framer {
     int elem_has_ns;
 
     int busy;           /* inside xb_xmpp_framer_feed */
+    int compacted;      /* parser freed between elements; the next feed rebuilds it */
+    int replaying;      /* feeding the rebuilt parser its root start tag: no events */
     int failed;
     int stream_closed;
     int reset_pending;
@@ -104,7 +106,9 @@ static void fail(xb_xmpp_framer_t *f, const char *condition, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(f->why, sizeof(f->why), fmt, ap);
     va_end(ap);
-    XML_StopParser(f->parser, XML_FALSE);
+    if (f->parser) {
+        XML_StopParser(f->parser, XML_FALSE);
+    }
     if (f->events.error) {
         f->events.error(f->baton, condition, f->why);
     }
@@ -201,6 +205,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     if (f->depth == 0) {
+        if (f->replaying) {
+            f->depth = 1; /* the header was checked when the server sent it */
+            return;
+        }
         stream_start(f, name, atts);
         return;
     }
@@ -339,6 +347,7 @@ static apr_status_t framer_cleanup(void *data)
         XML_ParserFree(f->parser);
         f->parser = NULL;
     }
+    f->compacted = 0; /* gone for good: no feed may rebuild it */
     xb_buf_free(&f->in);
     xb_buf_free(&f->out);
     xb_buf_free(&f->ns);
@@ -369,8 +378,16 @@ xb_xmpp_framer_t *xb_xmpp_framer_create(apr_pool_t *pool, apr_size_t max_element
 
 static void do_reset(xb_xmpp_framer_t *f)
 {
-    XML_ParserReset(f->parser, XB_XML_ENCODING);
-    setup_parser(f);
+    if (f->parser) {
+        XML_ParserReset(f->parser, XB_XML_ENCODING);
+    }
+    else {
+        f->parser = xb_xml_restrict_parser_create(0); /* compacted: a fresh one */
+    }
+    f->compacted = 0;
+    if (f->parser) {
+        setup_parser(f);
+    }
     f->in.len = 0;
     xb_buf_trim(&f->in, KEEP_CAPACITY);
     f->in_base = 0;
@@ -384,7 +401,7 @@ static void do_reset(xb_xmpp_framer_t *f)
 
 void xb_xmpp_framer_reset(xb_xmpp_framer_t *f)
 {
-    if (!f->parser) {
+    if (!f->parser && !f->compacted) {
         return;
     }
     if (f->busy) {
@@ -405,6 +422,52 @@ void xb_xmpp_framer_destroy(xb_xmpp_framer_t *f)
         return;
     }
     apr_pool_cleanup_run(f->pool, f, framer_cleanup);
+}
+
+/* The root start tag a rebuilt parser is fed. stream_start accepts no other root name, and in
+ * expat's plain mode a prefix needs no declaration, so this is all the state a parser holds
+ * between top-level elements. */
+#define REPLAYED_ROOT "<stream:stream>"
+
+int xb_xmpp_framer_compact(xb_xmpp_framer_t *f)
+{
+    /* in.len == 0: every byte fed so far belonged to a finished event (no partial tag or
+     * character waiting in expat's buffer), see trim_input. */
+    if (!f->parser || f->busy || f->depth != 1 || halted(f) || f->in.len != 0) {
+        return 0;
+    }
+    XML_ParserFree(f->parser);
+    f->parser = NULL;
+    f->compacted = 1;
+    xb_buf_free(&f->in);
+    xb_buf_free(&f->out);
+    xb_buf_free(&f->ns);
+    return 1;
+}
+
+/* A compacted framer's parser, made again and brought inside the stream root. Offsets count
+ * from the new parser's first byte: the stream goes on right after the replayed tag. */
+static int rebuild(xb_xmpp_framer_t *f)
+{
+    enum XML_Status st;
+
+    f->compacted = 0;
+    f->parser = xb_xml_restrict_parser_create(0);
+    if (!f->parser) {
+        return 0;
+    }
+    setup_parser(f);
+    f->depth = 0;
+    f->replaying = 1;
+    st = XML_Parse(f->parser, REPLAYED_ROOT, (int)(sizeof(REPLAYED_ROOT) - 1), XML_FALSE);
+    f->replaying = 0;
+    if (st != XML_STATUS_OK || f->depth != 1) {
+        return 0;
+    }
+    f->in.len = 0;
+    f->in_base = (XML_Index)(sizeof(REPLAYED_ROOT) - 1);
+    f->consumed = f->in_base;
+    return 1;
 }
 
 /* Drops the bytes no later event can refer to; enforces the size limit on what is left,
@@ -457,10 +520,13 @@ apr_status_t xb_xmpp_framer_feed(xb_xmpp_framer_t *f, const char *data, apr_size
     apr_size_t n, good;
     int foreign;
 
-    if (!f->parser || f->busy) {
+    if ((!f->parser && !f->compacted) || f->busy) {
         return APR_EINVAL;
     }
     f->busy = 1;
+    if (f->compacted && !rebuild(f)) {
+        fail(f, "resource-constraint", "out of memory rebuilding the stream parser");
+    }
     /* Bytes before a foreign byte are framed as usual (what is delivered must not depend on
      * how the stream was split into reads); the foreign byte then ends the stream. */
     good = xb_xml_foreign_byte_offset(data, len);

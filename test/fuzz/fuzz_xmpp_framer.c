@@ -8,7 +8,8 @@
  * chunks of 1..N bytes, and both must give the same events (stream open, every element byte for
  * byte with its namespace, close, the error condition): the header promises that nothing
  * depends on how the bytes are split. Each element must also be a well-formed element on its
- * own: framed again behind a fresh header it comes back unchanged.
+ * own: framed again behind a fresh header it comes back unchanged. The chunked run also
+ * compacts the framer (xb_xmpp_framer_compact) after a quarter of its feeds.
  *
  * Mode "reset": the daemon's use from inside events: a reset on <proceed/> and <success/>
  * (new stream on the same framer, rest of the feed dropped), a destroy on <destroy/>.
@@ -176,6 +177,11 @@ static void run_feed(run_t *r, const uint8_t *data, size_t size, fuzz_rng_t *rng
         /* Once broken, every later feed says so too (and fires nothing). */
         if (rv != APR_SUCCESS) {
             FUZZ_CHECK(r->errors == 1);
+        }
+        /* The daemon frees a quiet stream's parser between elements: the split run does it
+         * now and then, and must still frame exactly as the single feed. */
+        if (rng && (fuzz_rng_next(rng) & 3) == 0) {
+            (void)xb_xmpp_framer_compact(r->f);
         }
         off += n;
     }

@@ -522,6 +522,101 @@ static void test_destroy_inside_event(void **state)
     assert_int_not_equal(xb_xmpp_framer_feed(r->f, "<x/>", 4), APR_SUCCESS);
 }
 
+/* ---- compaction: the parser freed between elements, rebuilt on the next feed ---------- */
+
+/* The transcript fed byte by byte with a compaction tried after every byte: every event must
+ * be the same as fed whole without any, and compaction must have happened between elements. */
+static void test_compact_after_every_byte(void **state)
+{
+    const char *block = run_split(*state, transcript, strlen(transcript));
+    rec_t *r = rec_new(*state, 0, 0);
+    apr_size_t i, len = strlen(transcript);
+    int compacted = 0;
+
+    for (i = 0; i < len; i++) {
+        xb_xmpp_framer_feed(r->f, transcript + i, 1);
+        compacted += xb_xmpp_framer_compact(r->f);
+    }
+    assert_string_equal(r->log, block);
+    /* between the ten elements (and around the keep-alive whitespace), not inside them */
+    assert_true(compacted >= 10);
+}
+
+static void test_compact_only_between_elements(void **state)
+{
+    rec_t *r = rec_new(*state, 0, 0);
+
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 0);       /* before the stream */
+    feed_str(r, HEADER);
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 0);       /* already */
+    feed_str(r, "<message><body>half");
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 0);       /* inside an element */
+    feed_str(r, "</body></message><pres");
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 0);       /* a partial start tag */
+    feed_str(r, "ence/>");
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+    feed_str(r, "<presence type='unavailable'/>");
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->last_elem, "<presence xmlns='jabber:client' type='unavailable'/>");
+    feed_str(r, "</stream:stream>");
+    assert_int_equal(r->closes, 1);
+    assert_int_equal(r->errors, 0);
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 0);       /* the stream is over */
+}
+
+/* Whatever the server sends after a compaction is judged as without one. */
+static void test_compact_then_bad_input(void **state)
+{
+    static const char *cases[][2] = {
+        { "<?php echo 1 ?>", "restricted-xml" },
+        { "<!-- hello -->", "restricted-xml" },
+        { "<!DOCTYPE x>", "not-well-formed" },   /* a DTD past the prolog: a syntax error */
+        { "<message><body>&xxe;</body></message>", "not-well-formed" },
+        { "hello<presence/>", "bad-format" },
+        { "<message><body>secret words</foo></message>", "not-well-formed" },
+        { "</stream:other>", "not-well-formed" },
+        { "<a><b><c/></b></a>", "policy-violation" },                  /* max_depth 2 */
+        { "<message to='a'>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx</message>", "policy-violation" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rec_t *r = rec_new(*state, 40, 2);
+        rec_t *plain = rec_new(*state, 40, 2); /* the same bytes, never compacted */
+        feed_str(r, HEADER "<presence/>");
+        feed_str(plain, HEADER "<presence/>");
+        assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+        feed_str(r, cases[i][0]);
+        feed_str(plain, cases[i][0]);
+        assert_int_equal(r->errors, 1);
+        assert_string_equal(r->err_cond, cases[i][1]);
+        assert_string_equal(r->err_cond, plain->err_cond);
+        assert_string_equal(r->log, plain->log);
+        assert_int_equal(r->elements, 1);
+        assert_null(strstr(r->err_why, "secret"));
+    }
+}
+
+static void test_compact_then_reset(void **state)
+{
+    rec_t *r = rec_new(*state, 0, 0);
+
+    feed_str(r, HEADER "<stream:features/>");
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+    xb_xmpp_framer_reset(r->f);
+    r->log = NULL;
+    feed_str(r, HEADER "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    assert_int_equal(r->errors, 0);
+    assert_int_equal(r->elements, 2);
+    assert_non_null(strstr(r->log, "OPEN from=localhost"));
+    /* a compacted framer destroyed stays destroyed */
+    assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+    xb_xmpp_framer_destroy(r->f);
+    assert_int_not_equal(xb_xmpp_framer_feed(r->f, "<x/>", 4), APR_SUCCESS);
+    assert_int_equal(r->elements, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +639,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_inside_event_drops_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_inside_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_after_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_only_between_elements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_then_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_then_reset, setup, teardown),
     };
     int rc;
 
