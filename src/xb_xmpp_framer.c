@@ -76,8 +76,12 @@ struct xb_xmpp_framer {
     int elem_has_ns;
 
     int busy;           /* inside xb_xmpp_framer_feed */
-    int compacted;      /* parser freed between elements; the next feed rebuilds it */
+    int compacted;      /* parser freed (xb_xmpp_framer_compact); the next feed makes one */
     int replaying;      /* feeding the rebuilt parser its root start tag: no events */
+    /* 0, or (rebuilt parser) the stream's line and column its position after the replayed
+     * tag stands for: error messages name positions in the stream as the server sent it. */
+    XML_Size origin_line;
+    XML_Size origin_column;
     int failed;
     int stream_closed;
     int reset_pending;
@@ -128,6 +132,29 @@ static void event_range(xb_xmpp_framer_t *f, XML_Index *start, XML_Index *end)
 {
     *start = XML_GetCurrentByteIndex(f->parser);
     *end = *start + XML_GetCurrentByteCount(f->parser);
+}
+
+/* The root start tag a rebuilt parser is fed. stream_start accepts no other root name, and in
+ * expat's plain mode a prefix needs no declaration, so this is all the state a parser holds
+ * between top-level elements. */
+#define REPLAYED_ROOT "<stream:stream>"
+#define REPLAYED_LEN (sizeof(REPLAYED_ROOT) - 1)
+
+/* expat's current line (from 1) and column (from 0), counted from the stream's start even
+ * when the parser was rebuilt after a compaction. */
+static void stream_position(const xb_xmpp_framer_t *f, XML_Size *line, XML_Size *column)
+{
+    XML_Size l = XML_GetCurrentLineNumber(f->parser);
+    XML_Size c = XML_GetCurrentColumnNumber(f->parser);
+
+    if (f->origin_line) {
+        if (l == 1) {
+            c = f->origin_column + (c - REPLAYED_LEN);
+        }
+        l += f->origin_line - 1;
+    }
+    *line = l;
+    *column = c;
 }
 
 static void stream_start(xb_xmpp_framer_t *f, const char *name, const char **atts)
@@ -378,16 +405,13 @@ xb_xmpp_framer_t *xb_xmpp_framer_create(apr_pool_t *pool, apr_size_t max_element
 
 static void do_reset(xb_xmpp_framer_t *f)
 {
+    /* A compacted framer stays so: its next feed makes a parser for the new stream (depth 0),
+     * where running out of memory can be told as an error event. */
     if (f->parser) {
         XML_ParserReset(f->parser, XB_XML_ENCODING);
-    }
-    else {
-        f->parser = xb_xml_restrict_parser_create(0); /* compacted: a fresh one */
-    }
-    f->compacted = 0;
-    if (f->parser) {
         setup_parser(f);
     }
+    f->origin_line = 0;
     f->in.len = 0;
     xb_buf_trim(&f->in, KEEP_CAPACITY);
     f->in_base = 0;
@@ -406,7 +430,9 @@ void xb_xmpp_framer_reset(xb_xmpp_framer_t *f)
     }
     if (f->busy) {
         f->reset_pending = 1;
-        XML_StopParser(f->parser, XML_FALSE);
+        if (f->parser) {
+            XML_StopParser(f->parser, XML_FALSE);
+        }
         return;
     }
     do_reset(f);
@@ -424,11 +450,6 @@ void xb_xmpp_framer_destroy(xb_xmpp_framer_t *f)
     apr_pool_cleanup_run(f->pool, f, framer_cleanup);
 }
 
-/* The root start tag a rebuilt parser is fed. stream_start accepts no other root name, and in
- * expat's plain mode a prefix needs no declaration, so this is all the state a parser holds
- * between top-level elements. */
-#define REPLAYED_ROOT "<stream:stream>"
-
 int xb_xmpp_framer_compact(xb_xmpp_framer_t *f)
 {
     /* in.len == 0: every byte fed so far belonged to a finished event (no partial tag or
@@ -436,6 +457,8 @@ int xb_xmpp_framer_compact(xb_xmpp_framer_t *f)
     if (!f->parser || f->busy || f->depth != 1 || halted(f) || f->in.len != 0) {
         return 0;
     }
+    /* Outside a parse expat's position is past the last byte fed: where the next one goes. */
+    stream_position(f, &f->origin_line, &f->origin_column);
     XML_ParserFree(f->parser);
     f->parser = NULL;
     f->compacted = 1;
@@ -457,15 +480,18 @@ static int rebuild(xb_xmpp_framer_t *f)
         return 0;
     }
     setup_parser(f);
+    if (f->depth == 0) {
+        return 1; /* reset since the compaction: a new stream, from its first byte */
+    }
     f->depth = 0;
     f->replaying = 1;
-    st = XML_Parse(f->parser, REPLAYED_ROOT, (int)(sizeof(REPLAYED_ROOT) - 1), XML_FALSE);
+    st = XML_Parse(f->parser, REPLAYED_ROOT, (int)REPLAYED_LEN, XML_FALSE);
     f->replaying = 0;
     if (st != XML_STATUS_OK || f->depth != 1) {
         return 0;
     }
     f->in.len = 0;
-    f->in_base = (XML_Index)(sizeof(REPLAYED_ROOT) - 1);
+    f->in_base = (XML_Index)REPLAYED_LEN;
     f->consumed = f->in_base;
     return 1;
 }
@@ -506,9 +532,10 @@ static void parse_slice(xb_xmpp_framer_t *f, const char *data, apr_size_t len)
         return;
     }
     if (st == XML_STATUS_ERROR) {
+        XML_Size line, column;
+        stream_position(f, &line, &column);
         fail(f, "not-well-formed", "malformed XML at line %lu, column %lu: %s",
-             (unsigned long)XML_GetCurrentLineNumber(f->parser),
-             (unsigned long)XML_GetCurrentColumnNumber(f->parser),
+             (unsigned long)line, (unsigned long)column,
              XML_ErrorString(XML_GetErrorCode(f->parser)));
         return;
     }

@@ -9,7 +9,8 @@
  * byte with its namespace, close, the error condition): the header promises that nothing
  * depends on how the bytes are split. Each element must also be a well-formed element on its
  * own: framed again behind a fresh header it comes back unchanged. The chunked run also
- * compacts the framer (xb_xmpp_framer_compact) after a quarter of its feeds.
+ * compacts the framer (xb_xmpp_framer_compact) after a quarter of its feeds, and must give
+ * exactly the events and error sentence of the same chunks fed without compacting.
  *
  * Mode "reset": the daemon's use from inside events: a reset on <proceed/> and <success/>
  * (new stream on the same framer, rest of the feed dropped), a destroy on <destroy/>.
@@ -34,6 +35,8 @@ typedef struct {
     int closed;
     int destroyed;
     int check_reframe;
+    int compact;         /* try xb_xmpp_framer_compact between the chunked feeds */
+    const char *why;     /* the error's sentence */
     const char *last_element;
     size_t last_len;
 } run_t;
@@ -140,6 +143,7 @@ static void on_error(void *baton, const char *condition, const char *why)
     FUZZ_CHECK(condition && why);
     fuzz_touch(why, strlen(why));
     r->errors++;
+    r->why = apr_pstrdup(r->p, why);
     /* The condition is part of the contract; the sentence may name split-dependent offsets. */
     log_str(r, "X", condition);
 }
@@ -180,7 +184,7 @@ static void run_feed(run_t *r, const uint8_t *data, size_t size, fuzz_rng_t *rng
         }
         /* The daemon frees a quiet stream's parser between elements: the split run does it
          * now and then, and must still frame exactly as the single feed. */
-        if (rng && (fuzz_rng_next(rng) & 3) == 0) {
+        if (rng && (fuzz_rng_next(rng) & 3) == 0 && r->compact) {
             (void)xb_xmpp_framer_compact(r->f);
         }
         off += n;
@@ -239,7 +243,7 @@ static int has_condition(const run_t *r, const char *cond)
 static void compare_mode(apr_pool_t *p, const limits_t *lim, const uint8_t *data, size_t size,
                          uint32_t seed)
 {
-    run_t whole, split;
+    run_t whole, split, uncompacted;
     fuzz_rng_t rng;
     const char *e, *end;
 
@@ -247,8 +251,23 @@ static void compare_mode(apr_pool_t *p, const limits_t *lim, const uint8_t *data
     run_feed(&whole, data, size, NULL);
 
     run_init(&split, p, lim, 0);
+    split.compact = 1;
     fuzz_rng_seed(&rng, seed);
     run_feed(&split, data, size, &rng);
+
+    /* The same chunks without compacting: nothing may differ, not even the error's sentence
+     * (which names the line and column in the stream). */
+    run_init(&uncompacted, p, lim, 0);
+    fuzz_rng_seed(&rng, seed);
+    run_feed(&uncompacted, data, size, &rng);
+    if (split.log_len != uncompacted.log_len
+        || memcmp(split.log, uncompacted.log, split.log_len)
+        || (split.why && strcmp(split.why, uncompacted.why))) {
+        fprintf(stderr, "compaction changed the events\n--- compacted:\n%s\n%s\n--- not:\n"
+                "%s\n%s\n", split.log, split.why ? split.why : "",
+                uncompacted.log, uncompacted.why ? uncompacted.why : "");
+        FUZZ_CHECK(0);
+    }
 
     if (whole.log_len != split.log_len || memcmp(whole.log, split.log, whole.log_len)) {
         size_t a = events_before_error(&whole), b = events_before_error(&split);
@@ -316,6 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run_t r;
         fuzz_rng_t rng;
         run_init(&r, p, &lim, 1);
+        r.compact = 1;
         fuzz_rng_seed(&rng, seed);
         run_feed(&r, data, size, &rng);
         if (!r.destroyed) {

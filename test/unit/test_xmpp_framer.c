@@ -592,9 +592,43 @@ static void test_compact_then_bad_input(void **state)
         assert_int_equal(r->errors, 1);
         assert_string_equal(r->err_cond, cases[i][1]);
         assert_string_equal(r->err_cond, plain->err_cond);
+        assert_string_equal(r->err_why, plain->err_why);
         assert_string_equal(r->log, plain->log);
         assert_int_equal(r->elements, 1);
         assert_null(strstr(r->err_why, "secret"));
+    }
+}
+
+/* The error's sentence names the line and column of the bad byte in the stream: a compaction,
+ * or several, must not move them (the daemon logs it). */
+static void test_compact_keeps_error_position(void **state)
+{
+    static const char *bad[] = {
+        "<message><body>x</foo></message>",          /* same line as the compaction */
+        "\n  <message>\n<body>x</foo></message>",    /* a later line */
+        "<message><body>\xc3\xa9\xe2\x9c\x93 x</foo></message>", /* after multi-byte characters */
+        "<a b='1' b='2'/>",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rec_t *r = rec_new(*state, 0, 0);
+        rec_t *plain = rec_new(*state, 0, 0);
+        const char *before[] = { HEADER "\n<presence/>\n  ", "<iq type='result' id='1'>\n</iq>",
+                                 "<message>\xc3\xa9</message>  " };
+        size_t k;
+
+        for (k = 0; k < sizeof(before) / sizeof(before[0]); k++) {
+            feed_str(r, before[k]);
+            feed_str(plain, before[k]);
+            assert_int_equal(xb_xmpp_framer_compact(r->f), 1);
+        }
+        feed_str(r, bad[i]);
+        feed_str(plain, bad[i]);
+        assert_int_equal(r->errors, 1);
+        assert_string_equal(r->err_cond, "not-well-formed");
+        assert_string_equal(r->err_why, plain->err_why);
+        assert_string_equal(r->log, plain->log);
     }
 }
 
@@ -642,6 +676,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compact_after_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_only_between_elements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_then_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_keeps_error_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_then_reset, setup, teardown),
     };
     int rc;
